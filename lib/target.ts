@@ -1,0 +1,93 @@
+/** What a request, a handler and the status page may read of a target. */
+export interface LbTarget {
+  /** Opaque, stable id: configured, or derived from the URL. Safe to show to clients. */
+  readonly id: string
+  /** The configured URL (origin plus an optional base path). */
+  readonly url: string
+  /** The configured weight, a positive integer. */
+  readonly weight: number
+}
+
+/** EWMA time constant: a sample weighs half after about 7 s, nearly nothing after 30 s. */
+const EWMA_TAU_MS = 10_000
+/** A target with no sample yet is assumed to answer in this time. */
+export const DEFAULT_LATENCY_MS = 100
+
+/**
+ * A target of one pool with its live counters. Counters are plain fields so the
+ * hot path updates them without calls or allocation.
+ */
+export class Target implements LbTarget {
+  readonly id: string
+  readonly url: string
+  /** scheme://host:port, the key under which the HTTP client keeps its connections. */
+  readonly origin: string
+  /** Path prefix of the configured URL without a trailing slash ('' for none). */
+  readonly basePath: string
+  weight: number
+  /**
+   * The weight balancers use: the configured weight, scaled down during slow start.
+   * May be fractional; never 0 for an eligible target.
+   */
+  effectiveWeight: number
+
+  inFlight = 0
+  requests = 0
+  failures = 0
+  /** Latency EWMA in ms, and when it was last updated (performance.now()). */
+  ewmaMs = DEFAULT_LATENCY_MS
+  ewmaStamp = 0
+
+  /** Whether the pool may send new requests here (health, ejection, drain folded in). */
+  eligible = true
+  /** Draining: no new picks except sticky clients; leaves the pool when idle. */
+  draining = false
+
+  /** A slot owned by the pool's balancer (e.g. a heap index); -1 when unused. */
+  lbSlot = -1
+
+  constructor (id: string, url: string, origin: string, basePath: string, weight: number) {
+    this.id = id
+    this.url = url
+    this.origin = origin
+    this.basePath = basePath
+    this.weight = weight
+    this.effectiveWeight = weight
+  }
+
+  /**
+   * Adds a latency sample. Peak-sensitive as in Finagle's PeakEWMA: a sample above
+   * the current estimate replaces it at once, so a target that turns slow is
+   * avoided quickly, while one that turns fast regains traffic gradually.
+   */
+  observeLatency (ms: number, now: number): void {
+    const current = this.decayedEwma(now)
+    if (ms > current) {
+      this.ewmaMs = ms
+    } else {
+      const dt = now - this.ewmaStamp
+      const w = Math.exp(-dt / EWMA_TAU_MS)
+      this.ewmaMs = current * w + ms * (1 - w)
+    }
+    this.ewmaStamp = now
+  }
+
+  /**
+   * The EWMA as seen now: it decays while no sample arrives, so a target that
+   * was slow is tried again after a while instead of starving.
+   */
+  decayedEwma (now: number): number {
+    const dt = now - this.ewmaStamp
+    if (this.ewmaStamp === 0 || dt <= 0) return this.ewmaMs
+    return this.ewmaMs * Math.exp(-dt / EWMA_TAU_MS)
+  }
+
+  /** P2C score: lower is better. */
+  score (now: number): number {
+    return this.decayedEwma(now) * (this.inFlight + 1) / this.effectiveWeight
+  }
+
+  toJSON (): LbTarget {
+    return { id: this.id, url: this.url, weight: this.weight }
+  }
+}
