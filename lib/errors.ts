@@ -1,0 +1,40 @@
+import createError from '@fastify/error'
+
+/** A pool option (or a runtime change to a pool) is invalid: names the pool, the field and the value. */
+export const InvalidOptionError = createError<'FST_LB_INVALID_OPTION', 500, [string, string, string, string]>(
+  'FST_LB_INVALID_OPTION',
+  'Invalid option for pool "%s": %s = %s (%s)',
+  500
+)
+
+/** A route names a pool that was never registered. */
+export const UnknownPoolError = createError<'FST_LB_UNKNOWN_POOL', 500, [string, string]>(
+  'FST_LB_UNKNOWN_POOL',
+  'Route "%s" names the unknown pool "%s"',
+  500
+)
+
+/**
+ * Renders a value for an error message. Functions, long strings and deep objects
+ * are shortened so a message stays one readable line.
+ */
+export function describeValue (value: unknown): string {
+  if (typeof value === 'function') return '[function]'
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? value.slice(0, 77) + '...' : value)
+  if (value === undefined) return 'undefined'
+  if (typeof value === 'bigint' || typeof value === 'symbol') return String(value)
+  if (value instanceof RegExp) return String(value)
+  try {
+    const text = JSON.stringify(value)
+    return text.length > 80 ? text.slice(0, 77) + '...' : text
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
+
+export function invalidOption (pool: string, field: string, value: unknown, why: string): Error {
+  return new InvalidOptionError(pool, field, describeValue(value), why)
+}
+
+/** Codes of the answers the gateway itself gives to clients. */
+export type ClientErrorCode = 'FST_LB_NO_TARGET' | 'FST_LB_BAD_GATEWAY' | 'FST_LB_GATEWAY_TIMEOUT'

@@ -1,0 +1,225 @@
+import { Stream } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import { sendWith, type TrySignal } from './dispatcher'
+import type { ClientErrorCode } from './errors'
+import type { FailureKind, Pool } from './pool'
+import type { Target } from './target'
+
+/** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
+export const RETRY_AFTER_SECONDS = 5
+
+export const kExchange = Symbol('fastify-lb.exchange')
+export const kPool = Symbol('fastify-lb.pool')
+
+interface LbRequest extends FastifyRequest {
+  [kExchange]: Exchange | null
+  [kPool]: Pool | null
+}
+
+/** The upstream response as reply-from hands it over. */
+export interface UpstreamResponse {
+  statusCode: number
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>
+  stream: Stream & { destroy: () => void }
+}
+
+const STATUS_TEXT: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+
+/**
+ * Answers a client on the gateway's own behalf. The body names the pool and
+ * never an upstream address, whatever the error handler of the gateway does.
+ */
+export function sendError (reply: FastifyReply, statusCode: 502 | 503 | 504, code: ClientErrorCode, message: string): void {
+  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+  reply.code(statusCode).type('application/json; charset=utf-8').send({
+    statusCode,
+    code,
+    error: STATUS_TEXT[statusCode],
+    message
+  })
+}
+
+export function sendNoTarget (reply: FastifyReply, pool: Pool): void {
+  pool.noTarget++
+  sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool.name}" is available`)
+}
+
+/**
+ * One try of a request on one target. It is the abort signal undici watches,
+ * and it releases the target's in-flight slot exactly once, whichever of
+ * answer, failure, timeout or client disconnect comes first.
+ */
+class Try implements TrySignal {
+  aborted = false
+  failure: FailureKind | null = null
+  readonly started = performance.now()
+  private listener: (() => void) | null = null
+  private open = true
+
+  constructor (readonly exchange: Exchange, readonly target: Target, readonly budgeted: boolean) {
+    exchange.pool.acquire(target)
+    if (budgeted) exchange.pool.activeRetries++
+  }
+
+  on (_event: 'abort', listener: () => void): void {
+    this.listener = listener
+  }
+
+  once (_event: 'abort', listener: () => void): void {
+    this.listener = listener
+  }
+
+  removeListener (): void {
+    this.listener = null
+  }
+
+  failed (kind: FailureKind): void {
+    this.failure = kind
+  }
+
+  abort (): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listener = this.listener
+    this.listener = null
+    if (listener !== null) listener()
+    // Without our dispatcher (the gateway registered reply-from itself) nothing else would release the slot.
+    this.release()
+  }
+
+  readonly release = (): void => {
+    if (!this.open) return
+    this.open = false
+    const pool = this.exchange.pool
+    if (this.budgeted) pool.activeRetries--
+    pool.release(this.target)
+  }
+}
+
+/** One client request on its way through a pool, across its tries. */
+export class Exchange {
+  readonly tried: Target[] = []
+  retries = 0
+  current: Try | null = null
+
+  constructor (readonly pool: Pool, readonly request: LbRequest, readonly reply: FastifyReply, readonly source: string) {}
+
+  send (target: Target, budgeted: boolean): void {
+    const attempt = new Try(this, target, budgeted)
+    this.current = attempt
+    this.tried.push(target)
+    this.request.target = target
+    try {
+      sendWith(attempt, () => this.reply.from(target.basePath + this.source, this.pool.fromOptions))
+    } catch (err) {
+      // reply-from refuses some paths synchronously (e.g. traversal): nothing was sent.
+      attempt.release()
+      throw err
+    }
+  }
+
+  /** Whether the request body can be sent again. */
+  private replayable (): boolean {
+    return !(this.request.body instanceof Stream)
+  }
+
+  private mayRetrySent (): boolean {
+    const pool = this.pool
+    const retry = pool.options.retry
+    if (this.retries >= retry.attempts || !retry.methods.has(this.request.method) || !this.replayable()) return false
+    const allowed = Math.max(retry.minRetryConcurrency, retry.budgetPercent * pool.inFlight)
+    return pool.activeRetries < allowed
+  }
+
+  onError (): void {
+    const attempt = this.current
+    if (attempt === null) return
+    const failure = attempt.failure ?? 'reset'
+    const latency = performance.now() - attempt.started
+    attempt.release()
+    this.pool.record(attempt.target, 0, failure, latency)
+    if (failure === 'aborted' || attempt.aborted) {
+      // The client left: nobody reads an answer; send a minimal one so Fastify finishes the request.
+      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `Request to pool "${this.pool.name}" was abandoned by the client`)
+      return
+    }
+    // A refused connection sent nothing, so any method may go elsewhere; it costs the upstreams nothing, so it is not budgeted.
+    const connectOnly = failure === 'connect'
+    if (connectOnly ? this.replayable() : this.mayRetrySent()) {
+      const next = this.pool.pickAnother(this.request, this.tried)
+      if (next !== undefined) {
+        if (!connectOnly) this.retries++
+        this.pool.emit('retry', next, failure)
+        this.send(next, !connectOnly)
+        return
+      }
+    }
+    if (failure === 'timeout') {
+      sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', `Upstream of pool "${this.pool.name}" timed out`)
+    } else {
+      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `No upstream of pool "${this.pool.name}" could answer`)
+    }
+  }
+
+  onResponse (res: UpstreamResponse): void {
+    const attempt = this.current
+    if (attempt === null) return
+    const status = res.statusCode
+    this.pool.record(attempt.target, status, null, performance.now() - attempt.started)
+    if (this.pool.options.retry.statuses.has(status) && this.mayRetrySent()) {
+      const next = this.pool.pickAnother(this.request, this.tried)
+      if (next !== undefined) {
+        // reply-from already copied this answer's headers; the next try brings its own.
+        for (const name of Object.keys(res.headers)) this.reply.removeHeader(name)
+        res.stream.destroy()
+        attempt.release()
+        this.retries++
+        this.pool.emit('retry', next, status)
+        this.send(next, true)
+        return
+      }
+    }
+    res.stream.once('close', attempt.release)
+    this.reply.send(res.stream)
+  }
+
+  abort (): void {
+    this.current?.abort()
+  }
+}
+
+export function exchangeOf (request: object): Exchange | null {
+  return (request as Partial<LbRequest>)[kExchange] ?? null
+}
+
+/**
+ * The request path as it goes upstream. An absolute-form request target
+ * (`GET http://other/x`) keeps only its path, so a client can never choose the
+ * origin; everything else is passed on unchanged.
+ */
+export function upstreamPath (url: string): string {
+  if (url.charCodeAt(0) === 47 /* / */) return url
+  try {
+    const parsed = new URL(url)
+    return parsed.pathname + parsed.search
+  } catch {
+    return '/' + url
+  }
+}
+
+/** The route handler that proxies a request to request.target, with failover. */
+export function forward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const lbRequest = request as LbRequest
+  const pool = lbRequest[kPool]
+  const target = request.target
+  if (pool === null || target === null) {
+    // Used on a route without an upstream: answer like an empty pool rather than guess a destination.
+    sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
+    return reply
+  }
+  const exchange = new Exchange(pool, lbRequest, reply, upstreamPath(request.raw.url ?? '/'))
+  lbRequest[kExchange] = exchange
+  exchange.send(target as Target, false)
+  return reply
+}

@@ -1,0 +1,294 @@
+import type { FastifyRequest } from 'fastify'
+import { createHash } from 'node:crypto'
+import { algorithms, type AlgorithmName } from './balancers/index'
+import { invalidOption } from './errors'
+
+/** A target as configured: a URL, or a URL with a weight and an id. */
+export type TargetInput = string | { url: string, weight?: number, id?: string }
+
+/** Where a hashing algorithm takes its key from. */
+export type HashKeySource =
+  | { header: string }
+  | { cookie: string }
+  | { query: string }
+  | { param: string }
+  | 'ip'
+  | ((request: FastifyRequest) => string | undefined)
+
+export interface RetryOptions {
+  /** Retries after the first try for requests that reached an upstream (default 2). */
+  attempts?: number
+  /** Upstream statuses that trigger a retry of an idempotent request (default 502, 503, 504). */
+  statuses?: number[]
+  /** Methods that are safe to send twice (default GET, HEAD, OPTIONS, PUT, DELETE). */
+  methods?: string[]
+  /** Share of the pool's active requests that may be retries at once (default 0.2). */
+  budgetPercent?: number
+  /** Retries always allowed at once, whatever the budget says (default 3). */
+  minRetryConcurrency?: number
+}
+
+export interface PoolOptions {
+  /** The upstream targets. */
+  targets?: TargetInput[]
+  /** The balancing algorithm (default 'least-connections'). */
+  algorithm?: AlgorithmName
+  /** Key source for 'consistent-hash' and 'maglev' (default: the client address). */
+  hashKey?: HashKeySource
+  /** Algorithm for requests that have no hash key (default 'round-robin'). */
+  hashFallback?: AlgorithmName
+  /** Bounded-load factor for 'consistent-hash' (e.g. 1.25); 0 turns bounding off (default 0). */
+  balanceFactor?: number
+  /** Ring points per unit of weight for 'consistent-hash' and 'ip-hash' (default 160). */
+  pointsPerWeight?: number
+  /** Maglev table size, a prime (default 65537). */
+  tableSize?: number
+  /** Time a single try may wait for the upstream's headers, and between body chunks, in ms (default 30000). */
+  timeout?: number
+  /** Retry policy; false turns retries of sent requests off (connect failures still fail over). */
+  retry?: RetryOptions | false
+}
+
+export interface LbOptions {
+  /** Named pools, shared by every route that names them. */
+  pools?: Record<string, PoolOptions>
+  /** Time to establish a connection to an upstream, in ms (default 5000). */
+  connectTimeout?: number
+  /** TLS towards upstreams. Certificates are verified unless rejectUnauthorized is false. */
+  tls?: { rejectUnauthorized?: boolean, ca?: string | Buffer | Array<string | Buffer>, servername?: string }
+  /** Connections kept per upstream origin (default 128). */
+  connections?: number
+}
+
+export interface ResolvedTarget {
+  id: string
+  url: string
+  origin: string
+  basePath: string
+  weight: number
+}
+
+export interface ResolvedRetry {
+  attempts: number
+  statuses: ReadonlySet<number>
+  methods: ReadonlySet<string>
+  budgetPercent: number
+  minRetryConcurrency: number
+}
+
+export interface ResolvedPoolOptions {
+  name: string
+  targets: ResolvedTarget[]
+  algorithm: AlgorithmName
+  hashKey: HashKeySource
+  hashFallback: AlgorithmName
+  balanceFactor: number
+  pointsPerWeight: number
+  tableSize: number
+  timeout: number
+  retry: ResolvedRetry
+}
+
+export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
+const HASHING: ReadonlySet<AlgorithmName> = new Set<AlgorithmName>(['consistent-hash', 'maglev'])
+const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
+const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'retry'])
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export function checkInteger (pool: string, field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidOption(pool, field, value, `must be an integer from ${min} to ${max}`)
+  }
+  return value
+}
+
+export function checkNumber (pool: string, field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw invalidOption(pool, field, value, `must be a number from ${min} to ${max}`)
+  }
+  return value
+}
+
+function checkAlgorithm (pool: string, field: string, value: unknown): AlgorithmName {
+  if (typeof value !== 'string' || !Object.hasOwn(algorithms, value)) {
+    throw invalidOption(pool, field, value, `must be one of ${Object.keys(algorithms).join(', ')}`)
+  }
+  return value as AlgorithmName
+}
+
+/** A stable id that does not reveal the address: every replica derives the same one. */
+export function deriveTargetId (url: string): string {
+  return 't' + createHash('sha256').update(url).digest('hex').slice(0, 12)
+}
+
+export function resolveTarget (pool: string, field: string, input: unknown): ResolvedTarget {
+  const spec = typeof input === 'string' ? { url: input } : input
+  if (!isRecord(spec)) throw invalidOption(pool, field, input, 'must be a URL string or { url, weight?, id? }')
+  for (const key of Object.keys(spec)) {
+    if (key !== 'url' && key !== 'weight' && key !== 'id') throw invalidOption(pool, `${field}.${key}`, spec[key], 'is not a target field')
+  }
+  const raw = spec.url
+  let parsed: URL
+  try {
+    if (typeof raw !== 'string') throw new TypeError('not a string')
+    parsed = new URL(raw)
+  } catch {
+    throw invalidOption(pool, `${field}.url`, raw, 'must be an absolute http(s) URL')
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw invalidOption(pool, `${field}.url`, raw, 'must use http or https')
+  }
+  if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '') {
+    throw invalidOption(pool, `${field}.url`, raw, 'must not carry credentials, a query or a fragment')
+  }
+  const basePath = parsed.pathname.endsWith('/') ? parsed.pathname.slice(0, -1) : parsed.pathname
+  const url = parsed.origin + basePath
+  const weight = spec.weight === undefined ? 1 : spec.weight
+  if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000) {
+    throw invalidOption(pool, `${field}.weight`, weight, 'must be a positive integer (at most 1000000)')
+  }
+  const id = spec.id === undefined ? deriveTargetId(url) : spec.id
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
+    throw invalidOption(pool, `${field}.id`, id, 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -')
+  }
+  return { id, url, origin: parsed.origin, basePath, weight }
+}
+
+function resolveTargets (pool: string, value: unknown): ResolvedTarget[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw invalidOption(pool, 'targets', value, 'must be an array')
+  const targets: ResolvedTarget[] = []
+  const ids = new Set<string>()
+  const urls = new Set<string>()
+  for (let i = 0; i < value.length; i++) {
+    const target = resolveTarget(pool, `targets[${i}]`, value[i])
+    if (urls.has(target.url)) throw invalidOption(pool, `targets[${i}].url`, target.url, 'duplicates another target')
+    if (ids.has(target.id)) throw invalidOption(pool, `targets[${i}].id`, target.id, 'duplicates another target id')
+    urls.add(target.url)
+    ids.add(target.id)
+    targets.push(target)
+  }
+  return targets
+}
+
+function resolveHashKey (pool: string, value: unknown): HashKeySource {
+  if (value === undefined || value === 'ip') return 'ip'
+  if (typeof value === 'function') return value as HashKeySource
+  if (isRecord(value)) {
+    const keys = Object.keys(value)
+    const source = keys[0]
+    if (keys.length === 1 && (source === 'header' || source === 'cookie' || source === 'query' || source === 'param')) {
+      const name = value[source]
+      if (typeof name === 'string' && name.length > 0) {
+        return source === 'header' ? { header: name.toLowerCase() } : { [source]: name } as HashKeySource
+      }
+      throw invalidOption(pool, `hashKey.${source}`, name, 'must be a non-empty string')
+    }
+  }
+  throw invalidOption(pool, 'hashKey', value, "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
+}
+
+const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
+
+function resolveRetry (pool: string, value: unknown): ResolvedRetry {
+  const off = value === false
+  const spec = value === undefined || off ? {} : value
+  if (!isRecord(spec)) throw invalidOption(pool, 'retry', value, 'must be an object or false')
+  for (const key of Object.keys(spec)) {
+    if (!['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetryConcurrency'].includes(key)) {
+      throw invalidOption(pool, `retry.${key}`, spec[key], 'is not a retry option')
+    }
+  }
+  const attempts = off ? 0 : checkInteger(pool, 'retry.attempts', spec.attempts ?? 2, 0, 10)
+  const statuses = spec.statuses ?? [502, 503, 504]
+  if (!Array.isArray(statuses)) throw invalidOption(pool, 'retry.statuses', statuses, 'must be an array of HTTP statuses')
+  statuses.forEach((s, i) => checkInteger(pool, `retry.statuses[${i}]`, s, 500, 599))
+  const methods = spec.methods ?? IDEMPOTENT
+  if (!Array.isArray(methods)) throw invalidOption(pool, 'retry.methods', methods, 'must be an array of method names')
+  methods.forEach((m, i) => {
+    if (typeof m !== 'string' || !/^[A-Za-z]+$/.test(m)) throw invalidOption(pool, `retry.methods[${i}]`, m, 'must be a method name')
+  })
+  return {
+    attempts,
+    statuses: new Set(statuses as number[]),
+    methods: new Set((methods as string[]).map((m) => m.toUpperCase())),
+    budgetPercent: checkNumber(pool, 'retry.budgetPercent', spec.budgetPercent ?? 0.2, 0, 1),
+    minRetryConcurrency: checkInteger(pool, 'retry.minRetryConcurrency', spec.minRetryConcurrency ?? 3, 0, 1_000_000)
+  }
+}
+
+function isPrime (n: number): boolean {
+  if (n < 2) return false
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false
+  return true
+}
+
+/** Validates one pool's options and fills in the defaults. Throws FST_LB_INVALID_OPTION. */
+export function resolvePoolOptions (name: string, value: unknown): ResolvedPoolOptions {
+  if (!isRecord(value)) throw invalidOption(name, '(pool)', value, 'must be an object of pool options')
+  for (const key of Object.keys(value)) {
+    if (!POOL_KEYS.has(key)) throw invalidOption(name, key, value[key], 'is not a pool option')
+  }
+  const algorithm = checkAlgorithm(name, 'algorithm', value.algorithm ?? DEFAULT_ALGORITHM)
+  const hashFallback = checkAlgorithm(name, 'hashFallback', value.hashFallback ?? 'round-robin')
+  if (HASHING.has(hashFallback)) throw invalidOption(name, 'hashFallback', hashFallback, 'must not itself need a hash key')
+  const tableSize = checkInteger(name, 'tableSize', value.tableSize ?? 65537, 1, 10_000_019)
+  if (!isPrime(tableSize)) throw invalidOption(name, 'tableSize', tableSize, 'must be a prime number')
+  const balanceFactor = value.balanceFactor ?? 0
+  if (balanceFactor !== 0) checkNumber(name, 'balanceFactor', balanceFactor, 1, 100)
+  return {
+    name,
+    targets: resolveTargets(name, value.targets),
+    algorithm,
+    hashKey: resolveHashKey(name, value.hashKey),
+    hashFallback,
+    balanceFactor: balanceFactor as number,
+    pointsPerWeight: checkInteger(name, 'pointsPerWeight', value.pointsPerWeight ?? 160, 1, 10_000),
+    tableSize,
+    timeout: checkInteger(name, 'timeout', value.timeout ?? 30_000, 1, 3_600_000),
+    retry: resolveRetry(name, value.retry)
+  }
+}
+
+export interface ResolvedLbOptions {
+  pools: Map<string, ResolvedPoolOptions>
+  connectTimeout: number
+  tls: { rejectUnauthorized: boolean, ca?: string | Buffer | Array<string | Buffer>, servername?: string }
+  connections: number
+}
+
+const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections'])
+
+/** Validates the plugin options; pool errors name the pool, global ones the pseudo-pool "(plugin)". */
+export function resolveOptions (value: unknown): ResolvedLbOptions {
+  const opts = value ?? {}
+  const scope = '(plugin)'
+  if (!isRecord(opts)) throw invalidOption(scope, '(options)', value, 'must be an object')
+  for (const key of Object.keys(opts)) {
+    if (!TOP_KEYS.has(key)) throw invalidOption(scope, key, opts[key], 'is not a plugin option')
+  }
+  const pools = new Map<string, ResolvedPoolOptions>()
+  const rawPools = opts.pools ?? {}
+  if (!isRecord(rawPools)) throw invalidOption(scope, 'pools', rawPools, 'must be an object of named pools')
+  for (const [name, spec] of Object.entries(rawPools)) {
+    pools.set(name, resolvePoolOptions(name, spec))
+  }
+  const tls = opts.tls ?? {}
+  if (!isRecord(tls)) throw invalidOption(scope, 'tls', tls, 'must be an object')
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
+    throw invalidOption(scope, 'tls.rejectUnauthorized', tls.rejectUnauthorized, 'must be a boolean')
+  }
+  return {
+    pools,
+    connectTimeout: checkInteger(scope, 'connectTimeout', opts.connectTimeout ?? 5000, 1, 600_000),
+    tls: {
+      rejectUnauthorized: tls.rejectUnauthorized !== false,
+      ca: tls.ca as ResolvedLbOptions['tls']['ca'],
+      servername: typeof tls.servername === 'string' ? tls.servername : undefined
+    },
+    connections: checkInteger(scope, 'connections', opts.connections ?? 128, 1, 100_000)
+  }
+}

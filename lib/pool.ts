@@ -1,0 +1,288 @@
+import { EventEmitter } from 'node:events'
+import type { FastifyRequest } from 'fastify'
+import type { FastifyReplyFromHooks } from '@fastify/reply-from'
+import { algorithms } from './balancers/index'
+import type { Balancer, PickContext } from './balancers/balancer'
+import { invalidOption } from './errors'
+import { readHashKey } from './hash-key'
+import { resolveTarget, type ResolvedPoolOptions, type TargetInput } from './options'
+import { Target } from './target'
+
+/** How a try ended, for passive health and metrics. */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'aborted'
+
+/**
+ * Called once per try: status is the upstream's status (0 when it never
+ * answered), failure says why when it did not.
+ */
+export type ResultListener = (target: Target, status: number, failure: FailureKind | null, latencyMs: number) => void
+
+export interface MembershipChange {
+  added: readonly Target[]
+  removed: readonly Target[]
+  updated: readonly Target[]
+}
+
+const NO_TARGETS: readonly Target[] = []
+const NEEDS_IP = new Set(['ip-hash'])
+
+function byId (a: Target, b: Target): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}
+
+/**
+ * One upstream pool: its members, the eligible subset the balancer sees, and the
+ * counters every try updates. Membership and eligibility changes rebuild the
+ * balancer once; picking reads only what the rebuild prepared.
+ */
+export class Pool extends EventEmitter {
+  readonly name: string
+  readonly options: ResolvedPoolOptions
+  /** Sum of in-flight requests over all members. */
+  inFlight = 0
+  /** Retries of sent requests now in flight (the retry budget's numerator). */
+  activeRetries = 0
+  /** Requests that found no eligible target. */
+  noTarget = 0
+  /** The reply-from options of this pool's tries, built once by the plugin. */
+  fromOptions: FastifyReplyFromHooks = {}
+
+  private members: Target[] = []
+  private readonly byIdMap = new Map<string, Target>()
+  private eligibleTargets: readonly Target[] = NO_TARGETS
+  private readonly balancer: Balancer
+  /** For hashing algorithms: who picks when a request has no key. */
+  private readonly fallback: Balancer | null
+  private readonly ctx: PickContext = { key: undefined, ip: '', tried: NO_TARGETS, poolInFlight: 0 }
+  private readonly needsIp: boolean
+  private readonly resultListeners: ResultListener[] = []
+  private batchDepth = 0
+  private pendingChange: { added: Target[], removed: Target[], updated: Target[] } | null = null
+  private readonly drains = new Map<Target, Array<() => void>>()
+
+  constructor (options: ResolvedPoolOptions) {
+    super()
+    this.name = options.name
+    this.options = options
+    const balancerOptions = {
+      pointsPerWeight: options.pointsPerWeight,
+      balanceFactor: options.balanceFactor,
+      tableSize: options.tableSize
+    }
+    this.balancer = algorithms[options.algorithm](balancerOptions)
+    const hashing = options.algorithm === 'consistent-hash' || options.algorithm === 'maglev'
+    this.fallback = hashing ? algorithms[options.hashFallback](balancerOptions) : null
+    this.needsIp = NEEDS_IP.has(options.algorithm) || (hashing && options.hashKey === 'ip')
+    this.batch(() => {
+      for (const spec of options.targets) this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
+    })
+  }
+
+  /** Every member, sorted by id, including ineligible and draining ones. */
+  get targets (): readonly Target[] {
+    return this.members
+  }
+
+  /** The targets new requests may go to, sorted by id. */
+  get eligible (): readonly Target[] {
+    return this.eligibleTargets
+  }
+
+  get (id: string): Target | undefined {
+    return this.byIdMap.get(id)
+  }
+
+  /** Chooses the target of a request's first try. */
+  pick (request: FastifyRequest): Target | undefined {
+    const ctx = this.ctx
+    ctx.tried = NO_TARGETS
+    return this.choose(ctx, request)
+  }
+
+  /** Chooses a target for a retry, never one in `tried`; undefined when every eligible target was tried. */
+  pickAnother (request: FastifyRequest, tried: readonly Target[]): Target | undefined {
+    const ctx = this.ctx
+    ctx.tried = tried
+    const eligible = this.eligibleTargets
+    if (this.balancer.skipsTried === true) {
+      const t = this.choose(ctx, request)
+      ctx.tried = NO_TARGETS
+      if (t !== undefined && !tried.includes(t)) return t
+    } else {
+      // Rotating and random algorithms move on by themselves: a few picks usually find an untried target.
+      for (let i = 0; i < 3; i++) {
+        const t = this.choose(ctx, request)
+        if (t === undefined) break
+        if (!tried.includes(t)) {
+          ctx.tried = NO_TARGETS
+          return t
+        }
+      }
+      ctx.tried = NO_TARGETS
+    }
+    // Retries are rare, so a scan is affordable here; it keeps the id order every replica shares.
+    for (const t of eligible) if (!tried.includes(t)) return t
+    return undefined
+  }
+
+  private choose (ctx: PickContext, request: FastifyRequest): Target | undefined {
+    if (this.eligibleTargets.length === 0) return undefined
+    ctx.poolInFlight = this.inFlight
+    if (this.needsIp) ctx.ip = request.ip
+    if (this.fallback === null) return this.balancer.pick(ctx)
+    ctx.key = readHashKey(this.options.hashKey, request, ctx.ip)
+    const t = ctx.key === undefined ? undefined : this.balancer.pick(ctx)
+    return t ?? this.fallback.pick(ctx)
+  }
+
+  /** A try is being sent to target. */
+  acquire (target: Target): void {
+    target.inFlight++
+    target.requests++
+    this.inFlight++
+    this.balancer.loadChanged?.(target)
+    this.fallback?.loadChanged?.(target)
+  }
+
+  /** A try on target ended (answered, failed, timed out or abandoned). Called exactly once per acquire. */
+  release (target: Target): void {
+    target.inFlight--
+    this.inFlight--
+    this.balancer.loadChanged?.(target)
+    this.fallback?.loadChanged?.(target)
+    if (target.draining && target.inFlight === 0) this.finishDrain(target)
+  }
+
+  onResult (listener: ResultListener): void {
+    this.resultListeners.push(listener)
+  }
+
+  /** Reports how a try ended: feeds failure counters, latency and every listener. */
+  record (target: Target, status: number, failure: FailureKind | null, latencyMs: number): void {
+    if (failure !== null || status >= 500) target.failures++
+    const listeners = this.resultListeners
+    for (let i = 0; i < listeners.length; i++) listeners[i](target, status, failure, latencyMs)
+  }
+
+  /**
+   * Runs fn with every membership and eligibility change it makes folded into
+   * one rebuild and one 'change' event.
+   */
+  batch<T> (fn: () => T): T {
+    this.batchDepth++
+    try {
+      return fn()
+    } finally {
+      if (--this.batchDepth === 0) this.flush()
+    }
+  }
+
+  /** Adds a target (URL string or { url, weight, id }); throws FST_LB_INVALID_OPTION on bad input or a duplicate. */
+  add (input: TargetInput): Target {
+    const spec = resolveTarget(this.name, 'add(target)', input)
+    if (this.byIdMap.has(spec.id)) throw invalidOption(this.name, 'add(target).id', spec.id, 'duplicates a target of the pool')
+    for (const t of this.members) {
+      if (t.url === spec.url) throw invalidOption(this.name, 'add(target).url', spec.url, 'duplicates a target of the pool')
+    }
+    const target = new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight)
+    this.batch(() => this.insert(target))
+    return target
+  }
+
+  /** Removes a target after its in-flight requests finish; resolves when it is gone. */
+  remove (id: string): Promise<void> {
+    return this.drain(id)
+  }
+
+  /** Changes a target's weight; balancers see it at once. */
+  setWeight (id: string, weight: number): void {
+    const target = this.require(id, 'setWeight(id)')
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000) {
+      throw invalidOption(this.name, `setWeight(${id}).weight`, weight, 'must be a positive integer (at most 1000000)')
+    }
+    const ratio = target.effectiveWeight / target.weight
+    target.weight = weight
+    target.effectiveWeight = weight * ratio
+    this.batch(() => this.changed(target))
+  }
+
+  /**
+   * Stops new picks of a target (sticky clients may still reach it), lets its
+   * in-flight requests finish, then removes it. Resolves when it has left.
+   */
+  drain (id: string): Promise<void> {
+    const target = this.require(id, 'drain(id)')
+    return new Promise((resolve) => {
+      const waiting = this.drains.get(target)
+      if (waiting !== undefined) {
+        waiting.push(resolve)
+        return
+      }
+      this.drains.set(target, [resolve])
+      target.draining = true
+      this.batch(() => this.changed(target))
+      if (target.inFlight === 0) this.finishDrain(target)
+    })
+  }
+
+  /** Recomputes the eligible set after a target's state changed (health, ejection, drain). */
+  refresh (target?: Target): void {
+    this.batch(() => {
+      if (target !== undefined) this.changed(target)
+      else this.pending()
+    })
+  }
+
+  private require (id: string, field: string): Target {
+    const target = this.byIdMap.get(id)
+    if (target === undefined) throw invalidOption(this.name, field, id, 'is not a target of the pool')
+    return target
+  }
+
+  private pending (): { added: Target[], removed: Target[], updated: Target[] } {
+    if (this.pendingChange === null) this.pendingChange = { added: [], removed: [], updated: [] }
+    return this.pendingChange
+  }
+
+  private insert (target: Target): void {
+    this.byIdMap.set(target.id, target)
+    this.members.push(target)
+    this.pending().added.push(target)
+  }
+
+  private changed (target: Target): void {
+    const change = this.pending()
+    if (!change.updated.includes(target)) change.updated.push(target)
+  }
+
+  private finishDrain (target: Target): void {
+    if (this.byIdMap.get(target.id) !== target) return
+    this.byIdMap.delete(target.id)
+    this.batch(() => {
+      this.members = this.members.filter((t) => t !== target)
+      this.pending().removed.push(target)
+    })
+    const waiting = this.drains.get(target) ?? []
+    this.drains.delete(target)
+    for (const resolve of waiting) resolve()
+  }
+
+  /** Whether new requests may be sent to target. */
+  protected usable (target: Target): boolean {
+    return target.eligible && !target.draining
+  }
+
+  private flush (): void {
+    const change = this.pendingChange
+    if (change === null) return
+    this.pendingChange = null
+    this.members.sort(byId)
+    const eligible = this.members.filter((t) => this.usable(t))
+    this.eligibleTargets = eligible
+    this.balancer.update(eligible)
+    this.fallback?.update(eligible)
+    if (change.added.length > 0 || change.removed.length > 0 || change.updated.length > 0) {
+      this.emit('change', change satisfies MembershipChange)
+    }
+  }
+}
