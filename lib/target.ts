@@ -8,6 +8,18 @@ export interface LbTarget {
   readonly weight: number
 }
 
+/** What the status page and metrics report for a target, most severe first. */
+export type TargetState = 'draining' | 'unhealthy' | 'ejected' | 'slow-start' | 'healthy'
+
+/** The last active health check of a target. */
+export interface LastCheck {
+  /** When it ended, epoch ms. */
+  at: number
+  ok: boolean
+  /** Why it failed (a short reason such as 'status 503' or 'timeout'), without the address. */
+  error?: string
+}
+
 /** EWMA time constant: a sample weighs half after about 7 s, nearly nothing after 30 s. */
 const EWMA_TAU_MS = 10_000
 /** A target with no sample yet is assumed to answer in this time. */
@@ -42,6 +54,14 @@ export class Target implements LbTarget {
   eligible = true
   /** Draining: no new picks except sticky clients; leaves the pool when idle. */
   draining = false
+  /** Active health checks say it is up (true until a check says otherwise, unless configured). */
+  healthy = true
+  /** Passive outlier detection: ejected until this time (epoch ms); 0 when not ejected. */
+  ejectedUntil = 0
+  /** Slow start: the ramp of effectiveWeight ends at this time (epoch ms); 0 when not ramping. */
+  slowStartUntil = 0
+  /** The last active check, or null before the first one. */
+  lastCheck: LastCheck | null = null
 
   /** A slot owned by the pool's balancer (e.g. a heap index); -1 when unused. */
   lbSlot = -1
@@ -85,6 +105,14 @@ export class Target implements LbTarget {
   /** P2C score: lower is better. */
   score (now: number): number {
     return this.decayedEwma(now) * (this.inFlight + 1) / this.effectiveWeight
+  }
+
+  get state (): TargetState {
+    if (this.draining) return 'draining'
+    if (!this.healthy) return 'unhealthy'
+    if (this.ejectedUntil !== 0) return 'ejected'
+    if (this.slowStartUntil !== 0) return 'slow-start'
+    return 'healthy'
   }
 
   toJSON (): LbTarget {
