@@ -18,7 +18,7 @@ export class DemoUpstream {
   hits = 0
   /** Health checks received. */
   healthHits = 0
-  /** Requests being handled right now. */
+  /** Requests accepted and neither answered nor cut off yet. */
   active = 0
   port = 0
   private server: Server | null = null
@@ -77,8 +77,9 @@ export class DemoUpstream {
         return
       }
       this.hits++
-      if (this.mode === 'hang') return
       this.active++
+      res.once('close', () => { this.active-- })
+      if (this.mode === 'hang') return
       const body = JSON.stringify({
         id: this.id,
         method: req.method,
@@ -87,7 +88,7 @@ export class DemoUpstream {
         body: Buffer.concat(chunks).toString('utf8')
       })
       const answer = (): void => {
-        this.active--
+        if (res.destroyed) return
         res.writeHead(this.mode === 'error' ? 500 : 200, { 'content-type': 'application/json', 'x-served-by': this.id })
         res.end(body)
       }

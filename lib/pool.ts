@@ -160,6 +160,8 @@ export class Pool extends EventEmitter {
   /** Reports how a try ended: feeds failure counters, latency and every listener. */
   record (target: Target, status: number, failure: FailureKind | null, latencyMs: number): void {
     if (failure !== null || status >= 500) target.failures++
+    // A timeout is a latency sample too: the slowest kind. Refused or abandoned tries say nothing about speed.
+    if (failure === null || failure === 'timeout') target.observeLatency(latencyMs, performance.now())
     const listeners = this.resultListeners
     for (let i = 0; i < listeners.length; i++) listeners[i](target, status, failure, latencyMs)
   }

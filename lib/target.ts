@@ -82,7 +82,7 @@ export class Target implements LbTarget {
    */
   observeLatency (ms: number, now: number): void {
     const current = this.decayedEwma(now)
-    if (ms > current) {
+    if (this.ewmaStamp === 0 || ms > current) {
       this.ewmaMs = ms
     } else {
       const dt = now - this.ewmaStamp
@@ -102,8 +102,13 @@ export class Target implements LbTarget {
     return this.ewmaMs * Math.exp(-dt / EWMA_TAU_MS)
   }
 
-  /** P2C score: lower is better. */
+  /**
+   * P2C score: lower is better. A target never measured wins while it has
+   * nothing in flight, so it is measured at once, one request at a time, instead
+   * of waiting for a default estimate to decay below its peers'.
+   */
   score (now: number): number {
+    if (this.ewmaStamp === 0 && this.inFlight === 0) return 0
     return this.decayedEwma(now) * (this.inFlight + 1) / this.effectiveWeight
   }
 

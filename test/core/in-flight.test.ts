@@ -1,0 +1,44 @@
+import { test } from 'tap'
+import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { Client, startGateway, until } from '../helpers/gateway'
+
+test('in-flight counters return to 0 after clients abort mid-request', async (t) => {
+  const ups = await startUpstreams(['slow', 'hang'])
+  ups[0].mode = 'slow'
+  ups[0].delayMs = 400
+  ups[1].mode = 'hang'
+  const gw = await startGateway({
+    pools: { main: { algorithm: 'round-robin', timeout: 60_000, targets: ups.map((u) => ({ url: u.url, id: u.id })) } }
+  })
+  const client = new Client()
+  t.teardown(async () => { await client.close(); await gw.close(); for (const u of ups) await u.stop() })
+  const pool = gw.app.lb.pool('main')
+
+  const aborted = await Promise.allSettled(Array.from({ length: 20 }, async () => {
+    const controller = new AbortController()
+    const pending = client.send(gw.url + '/x', { signal: controller.signal })
+    setTimeout(() => controller.abort(), 50)
+    return pending
+  }))
+  t.equal(aborted.filter((r) => r.status === 'rejected').length, 20, 'every client gave up')
+  t.ok(ups[0].hits + ups[1].hits >= 20, 'the requests had reached the upstreams')
+  // The hanging upstream would hold its requests for a minute: the client's
+  // disconnect must cancel the upstream request, not wait for the timeout.
+  await until(() => pool.inFlight === 0, 3000, 'pool in-flight back to 0')
+  t.same(pool.targets.map((x) => x.inFlight), [0, 0])
+  // The upstream sees its connections closed: nothing is left waiting there either.
+  await until(() => ups[0].active === 0 && ups[1].active === 0, 3000, 'upstream requests cancelled')
+})
+
+test('a client that disconnects while the body streams releases the target', async (t) => {
+  const ups = await startUpstreams(['a'])
+  const gw = await startGateway({ pools: { main: { targets: [{ url: ups[0].url, id: 'a' }] } } })
+  const client = new Client()
+  t.teardown(async () => { await client.close(); await gw.close(); await ups[0].stop() })
+  for (let i = 0; i < 10; i++) {
+    const res = await client.send(gw.url + '/x')
+    t.equal(res.status, 200)
+  }
+  t.equal(gw.app.lb.pool('main').inFlight, 0)
+  t.equal(gw.app.lb.pool('main').get('a')!.requests, 10)
+})
