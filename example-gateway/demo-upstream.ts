@@ -14,6 +14,8 @@ export class DemoUpstream {
   mode: UpstreamMode = 'ok'
   /** Delay of 'slow' answers in ms. */
   delayMs = 200
+  /** When set, the status of every answer but /health's (e.g. 503 to make a gateway retry); 'error' still answers 500. */
+  status: number | null = null
   /** Requests answered or accepted, by path. */
   hits = 0
   /** Health checks received. */
@@ -89,7 +91,7 @@ export class DemoUpstream {
       })
       const answer = (): void => {
         if (res.destroyed) return
-        res.writeHead(this.mode === 'error' ? 500 : 200, { 'content-type': 'application/json', 'x-served-by': this.id })
+        res.writeHead(this.mode === 'error' ? 500 : this.status ?? 200, { 'content-type': 'application/json', 'x-served-by': this.id })
         res.end(body)
       }
       if (this.mode === 'slow') setTimeout(answer, this.delayMs)

@@ -58,6 +58,8 @@ export class Target implements LbTarget {
   healthy = true
   /** Passive outlier detection: ejected until this time (epoch ms); 0 when not ejected. */
   ejectedUntil = 0
+  /** Passive outlier detection: failed tries in a row (a success resets it). */
+  consecutiveFailures = 0
   /** Slow start: the ramp of effectiveWeight ends at this time (epoch ms); 0 when not ramping. */
   slowStartUntil = 0
   /** The last active check, or null before the first one. */

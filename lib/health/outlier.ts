@@ -1,0 +1,123 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { FailureKind, Pool } from '../pool'
+import type { Target } from '../target'
+import type { ResolvedOutlierDetection } from './options'
+
+/** Length of the n-th ejection in a row: base x n, at most max. */
+export function ejectionMs (ejections: number, base: number, max: number): number {
+  return Math.min(base * ejections, max)
+}
+
+/** How many of `members` targets may be ejected at once: the share, rounded down. */
+export function ejectionLimit (members: number, maxEjectionPercent: number): number {
+  // The small epsilon keeps 0.3 x 10 at 3, not at 2.9999999999999996 rounded down to 2.
+  return Math.floor(maxEjectionPercent * members + 1e-9)
+}
+
+interface Ejection {
+  /** Ejections counted towards the next one's length. */
+  count: number
+  /** When the last ejection ended (epoch ms), 0 if none has. */
+  endedAt: number
+  timer: NodeJS.Timeout | null
+}
+
+/**
+ * Passive outlier detection for one pool: consecutive failed tries eject a
+ * target for a time that grows with each ejection, as Envoy does. Runs on
+ * every try's result, so the common case (a success) is one comparison and
+ * one field write.
+ */
+export class OutlierDetector {
+  private readonly ejections = new Map<Target, Ejection>()
+  private ejectedNow = 0
+  private closed = false
+  private readonly connect: boolean
+  private readonly timeout: boolean
+  private readonly reset: boolean
+  private readonly status5xx: boolean
+
+  constructor (
+    private readonly pool: Pool,
+    private readonly options: ResolvedOutlierDetection,
+    private readonly log: () => FastifyBaseLogger | null
+  ) {
+    this.connect = options.failOn.has('connect')
+    this.timeout = options.failOn.has('timeout')
+    this.reset = options.failOn.has('reset')
+    this.status5xx = options.failOn.has('5xx')
+    pool.onResult(this.onResult)
+  }
+
+  private readonly onResult = (target: Target, status: number, failure: FailureKind | null): void => {
+    if (failure === null && status < 500) {
+      target.consecutiveFailures = 0
+      return
+    }
+    // A client that left says nothing about the target; kinds that are not counted neither count nor reset.
+    const counts = failure === null
+      ? this.status5xx
+      : failure === 'connect' ? this.connect : failure === 'timeout' ? this.timeout : failure === 'reset' && this.reset
+    if (!counts) return
+    if (++target.consecutiveFailures >= this.options.consecutiveFailures && target.ejectedUntil === 0) this.eject(target)
+  }
+
+  private eject (target: Target): void {
+    if (this.closed) return
+    let members = 0
+    for (const t of this.pool.targets) if (!t.draining) members++
+    // Refused: the count stays at the threshold, so the next failure asks again.
+    if (this.ejectedNow >= ejectionLimit(members, this.options.maxEjectionPercent)) return
+    const { baseEjectionTime: base, maxEjectionTime: max } = this.options
+    const now = Date.now()
+    let state = this.ejections.get(target)
+    if (state === undefined) {
+      state = { count: 0, endedAt: 0, timer: null }
+      this.ejections.set(target, state)
+    }
+    // Each base period spent without an ejection forgives one earlier ejection.
+    if (state.endedAt !== 0) state.count = Math.max(0, state.count - Math.floor((now - state.endedAt) / base))
+    state.count++
+    const duration = ejectionMs(state.count, base, max)
+    target.ejectedUntil = now + duration
+    this.ejectedNow++
+    state.timer = setTimeout(() => this.uneject(target, 'ejection time over'), duration)
+    state.timer.unref()
+    this.log()?.warn({ pool: this.pool.name, target: target.id, ejectedMs: duration, ejections: state.count, consecutiveFailures: target.consecutiveFailures }, 'fastify-lb: target ejected')
+    this.pool.refresh(target)
+    this.pool.emit('eject', target, target.ejectedUntil)
+  }
+
+  /** Ends an ejection (its time is over, or an active check passed). */
+  uneject (target: Target, reason: string): void {
+    const state = this.ejections.get(target)
+    if (state === undefined || target.ejectedUntil === 0) return
+    if (state.timer !== null) clearTimeout(state.timer)
+    state.timer = null
+    state.endedAt = Date.now()
+    target.ejectedUntil = 0
+    target.consecutiveFailures = 0
+    this.ejectedNow--
+    this.log()?.info({ pool: this.pool.name, target: target.id, reason }, 'fastify-lb: target returns from ejection')
+    this.pool.refresh(target)
+    this.pool.emit('uneject', target)
+  }
+
+  /** Drops the state of a target that left the pool. */
+  forget (target: Target): void {
+    const state = this.ejections.get(target)
+    if (state === undefined) return
+    if (state.timer !== null) clearTimeout(state.timer)
+    if (target.ejectedUntil !== 0) this.ejectedNow--
+    target.ejectedUntil = 0
+    this.ejections.delete(target)
+  }
+
+  close (): void {
+    this.closed = true
+    for (const state of this.ejections.values()) {
+      if (state.timer !== null) clearTimeout(state.timer)
+      state.timer = null
+    }
+  }
+}

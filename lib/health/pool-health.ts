@@ -1,0 +1,80 @@
+import type { MembershipChange, Pool } from '../pool'
+import type { Target } from '../target'
+import type { HealthWatcher } from './monitor'
+import { ejectionLimit, OutlierDetector } from './outlier'
+import type { HealthRegistry } from './registry'
+import { SlowStart } from './slow-start'
+
+/**
+ * One pool's health wiring: its targets follow the registry's shared state,
+ * its tries feed outlier detection, and targets that join or recover ramp up
+ * through slow start. Every change ends in one rebuild of the pool's eligible set.
+ */
+export class PoolHealth implements HealthWatcher {
+  readonly outlier: OutlierDetector | null
+  readonly slowStart: SlowStart | null
+
+  constructor (readonly pool: Pool, private readonly registry: HealthRegistry) {
+    const options = pool.options
+    const log = (): HealthRegistry['log'] => registry.log
+    this.outlier = options.outlierDetection === null ? null : new OutlierDetector(pool, options.outlierDetection, log)
+    this.slowStart = options.slowStart === null ? null : new SlowStart(pool, options.slowStart)
+    const check = options.healthCheck
+    if (check !== null) {
+      pool.batch(() => {
+        for (const target of pool.targets) registry.watch(target, check, this)
+        pool.refresh()
+      })
+    }
+    const outlier = options.outlierDetection
+    if (outlier !== null && pool.targets.length > 0 && ejectionLimit(pool.targets.length, outlier.maxEjectionPercent) === 0) {
+      registry.log?.warn({ pool: pool.name, targets: pool.targets.length, maxEjectionPercent: outlier.maxEjectionPercent },
+        'fastify-lb: outlier detection can eject no target of this pool (maxEjectionPercent x targets rounds down to 0)')
+    }
+    pool.on('change', this.onChange)
+    pool.on('panic', this.onPanic)
+  }
+
+  checked (target: Target, ok: boolean, changed: boolean): void {
+    this.pool.batch(() => {
+      if (ok && target.ejectedUntil !== 0 && this.pool.options.outlierDetection?.unejectOnActiveCheck === true) {
+        this.outlier?.uneject(target, 'active check passed')
+      }
+      if (!changed) return
+      if (target.healthy && this.slowStart !== null) this.slowStart.begin(target)
+      else this.pool.refresh(target)
+    })
+  }
+
+  close (): void {
+    this.pool.off('change', this.onChange)
+    this.pool.off('panic', this.onPanic)
+    this.outlier?.close()
+    this.slowStart?.close()
+  }
+
+  private readonly onChange = (change: MembershipChange): void => {
+    if (change.added.length === 0 && change.removed.length === 0) return
+    const check = this.pool.options.healthCheck
+    this.pool.batch(() => {
+      for (const target of change.added) {
+        if (check !== null) {
+          this.registry.watch(target, check, this)
+          this.pool.refresh(target)
+        }
+        this.slowStart?.begin(target)
+      }
+      for (const target of change.removed) {
+        if (check !== null) this.registry.unwatch(target, check)
+        this.outlier?.forget(target)
+        this.slowStart?.forget(target)
+      }
+    })
+  }
+
+  private readonly onPanic = (panic: boolean): void => {
+    const line = { pool: this.pool.name, healthy: this.pool.targets.filter((t) => t.healthy && t.ejectedUntil === 0 && !t.draining).length, targets: this.pool.targets.length }
+    if (panic) this.registry.log?.warn(line, 'fastify-lb: too few healthy targets, routing over all of them (panic)')
+    else this.registry.log?.info(line, 'fastify-lb: enough healthy targets again, panic ends')
+  }
+}
