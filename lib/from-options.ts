@@ -5,6 +5,33 @@ function noRetry (): null {
   return null
 }
 
+type ResponseHeaders = Record<string, string | string[] | undefined>
+
+/**
+ * Hop-by-hop headers describe the upstream connection, not the answer (RFC 9110
+ * section 7.6.1): passing `connection: keep-alive` on would override what the
+ * client asked of its own connection. The headers object is the response's own,
+ * so it is edited in place.
+ */
+export function dropHopByHop<T extends object> (headers: T): T {
+  const h = headers as ResponseHeaders
+  const listed = h.connection
+  if (typeof listed === 'string') {
+    for (const name of listed.split(',')) {
+      const key = name.trim().toLowerCase()
+      if (key !== '') delete h[key]
+    }
+  }
+  delete h.connection
+  delete h['keep-alive']
+  delete h['proxy-connection']
+  delete h['transfer-encoding']
+  delete h.upgrade
+  delete h.trailer
+  delete h.te
+  return headers
+}
+
 /**
  * reply-from options for one pool, built once: every callback finds its request's
  * exchange, so no closure is created per request. reply-from's own retries are
@@ -15,6 +42,7 @@ export function buildFromOptions (timeout: number): FastifyReplyFromHooks {
   return {
     timeout,
     retryDelay: noRetry,
+    rewriteHeaders: dropHopByHop,
     getUpstream (request) {
       // Only the exchange's current try decides the origin; nothing in the request can.
       return exchangeOf(request)?.current?.target.origin ?? 'http://invalid.invalid'

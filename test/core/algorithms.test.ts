@@ -1,10 +1,10 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import type { FastifyRequest } from 'fastify'
 import { startUpstreams } from '../../example-gateway/demo-upstream'
 import { Client, count, sequence, startGateway } from '../helpers/gateway'
 import type { PoolOptions } from '../../lib/options'
 
-async function setup (t: Tap.Test, ids: string[], pool: Omit<PoolOptions, 'targets'>, weights?: number[]) {
+async function setup (t: Test, ids: string[], pool: Omit<PoolOptions, 'targets'>, weights?: number[]) {
   const ups = await startUpstreams(ids)
   const gw = await startGateway({
     pools: { main: { ...pool, targets: ups.map((u, i) => ({ url: u.url, id: u.id, weight: weights?.[i] ?? 1 })) } }

@@ -1,9 +1,9 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { startUpstreams, DemoUpstream } from '../../example-gateway/demo-upstream'
 import { Client, count, refusedUrl, sequence, startGateway, type Answer } from '../helpers/gateway'
 
 /** The gateway's own error answers must name the pool and never an upstream. */
-function assertNoLeak (t: Tap.Test, res: Answer, addresses: string[]): void {
+function assertNoLeak (t: Test, res: Answer, addresses: string[]): void {
   for (const address of addresses) {
     const hostPort = address.replace(/^https?:\/\//, '')
     t.notOk(res.text.includes(hostPort), `body does not show ${hostPort}`)

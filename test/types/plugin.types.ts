@@ -1,0 +1,46 @@
+// Compiled by `npm run typecheck` (part of `npm test`): every @ts-expect-error below
+// must stay an error, so a typing that became too loose breaks the build.
+import Fastify from 'fastify'
+import lb, { type LbOptions, type LbTarget, type PoolOptions } from '../../lib/index'
+
+const app = Fastify()
+
+const options: LbOptions = {
+  pools: {
+    users: {
+      targets: ['http://127.0.0.1:9001', { url: 'http://127.0.0.1:9002', weight: 3, id: 'b' }],
+      algorithm: 'weighted-round-robin',
+      retry: { attempts: 1 }
+    }
+  }
+}
+app.register(lb, options).catch(() => {})
+
+// @ts-expect-error an unknown algorithm is a compile error
+const badAlgorithm: PoolOptions = { targets: [], algorithm: 'fastest' }
+// @ts-expect-error a weight is a number
+const badWeight: PoolOptions = { targets: [{ url: 'http://127.0.0.1:1', weight: '2' }] }
+// @ts-expect-error targets are URLs or target objects
+const badTarget: PoolOptions = { targets: [42] }
+// @ts-expect-error an unknown pool option is a compile error
+const badKey: PoolOptions = { targets: [], algoritm: 'random' }
+export const typed = [badAlgorithm, badWeight, badTarget, badKey]
+
+app.get('/users/*', { config: { upstream: 'users' } }, app.lb.forward)
+app.get('/inline/*', { config: { upstream: { targets: ['http://127.0.0.1:9003'], algorithm: 'consistent-hash', hashKey: { header: 'x-user-id' } } } }, app.lb.forward)
+// @ts-expect-error config.upstream is a pool name or pool options
+app.get('/bad', { config: { upstream: 42 } }, app.lb.forward)
+
+app.get('/own', { config: { upstream: 'users' } }, async (request, reply) => {
+  const target: LbTarget | null = request.target
+  if (target === null) return reply.code(503).send()
+  const id: string = target.id
+  const weight: number = target.weight
+  // @ts-expect-error a target is read-only for handlers
+  target.weight = 2
+  reply.header('x-id', id).header('x-weight', weight)
+  return reply.from(target.url + request.url)
+})
+
+const pool = app.lb.pool('users')
+export const inFlight: number = pool.targets[0].inFlight
