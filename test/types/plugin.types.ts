@@ -14,7 +14,7 @@ const options: LbOptions = {
     }
   }
 }
-app.register(lb, options).catch(() => {})
+export const registered = app.register(lb, options)
 
 // @ts-expect-error an unknown algorithm is a compile error
 const badAlgorithm: PoolOptions = { targets: [], algorithm: 'fastest' }
