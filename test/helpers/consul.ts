@@ -92,6 +92,16 @@ export class ConsulServer {
     for (const waiter of this.waiters) if (waiter.service === name) waiter.wake()
   }
 
+  /**
+   * Sets the index back, as a restored snapshot or a rebuilt cluster does, with
+   * the service's instances replaced. Blocked queries return.
+   */
+  rewindIndex (to: number, name: string, instances: ConsulInstance[]): void {
+    this.raftIndex = to
+    this.services.set(name, { index: to, instances })
+    for (const waiter of this.waiters) waiter.wake()
+  }
+
   /** Blocking queries now held open. */
   get blocked (): number {
     return this.waiters.size

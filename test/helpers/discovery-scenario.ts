@@ -92,6 +92,8 @@ export async function membershipUnderLoad (
     // b answers slowly from now on, so it has requests in flight when it starts draining.
     b.delayMs = 25
     b.mode = 'slow'
+    const bTarget = pool.targets.find((x) => x.url === b.url)
+    await until(() => (bTarget?.inFlight ?? 0) > 0, 5000, 'b to have requests in flight')
     let inFlightAtDrain = -1
     const onChange = (change: MembershipChange): void => {
       const leaving = change.updated.find((x) => x.url === b.url && x.draining)
