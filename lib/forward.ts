@@ -1,6 +1,7 @@
 import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
+import { affinityOf } from './affinity'
 import { sendWith, type TrySignal } from './dispatcher'
 import type { ClientErrorCode } from './errors'
 import type { FailureKind, Pool } from './pool'
@@ -132,6 +133,12 @@ export class Exchange {
     return pool.activeRetries < allowed
   }
 
+  /** The target of the next try; none for a client that strict affinity pins to the one that failed. */
+  private another (): Target | undefined {
+    if (affinityOf(this.pool)?.holds(this.request) === true) return undefined
+    return this.pool.pickAnother(this.request, this.tried)
+  }
+
   onError (): void {
     const attempt = this.current
     if (attempt === null) return
@@ -147,7 +154,7 @@ export class Exchange {
     // A refused connection sent nothing, so any method may go elsewhere; it costs the upstreams nothing, so it is not budgeted.
     const connectOnly = failure === 'connect'
     if (connectOnly ? this.replayable() : this.mayRetrySent()) {
-      const next = this.pool.pickAnother(this.request, this.tried)
+      const next = this.another()
       if (next !== undefined) {
         if (!connectOnly) this.retries++
         this.pool.emit('retry', next, failure)
@@ -168,7 +175,7 @@ export class Exchange {
     const status = res.statusCode
     this.pool.record(attempt.target, status, null, performance.now() - attempt.started)
     if (this.pool.options.retry.statuses.has(status) && this.mayRetrySent()) {
-      const next = this.pool.pickAnother(this.request, this.tried)
+      const next = this.another()
       if (next !== undefined) {
         // reply-from already copied this answer's headers; the next try brings its own.
         for (const name of Object.keys(res.headers)) this.reply.removeHeader(name)
@@ -180,6 +187,8 @@ export class Exchange {
         return
       }
     }
+    // Answered after failover: an affinity cookie follows the client to the target that answered.
+    if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.reply, attempt.target)
     res.stream.once('close', attempt.release)
     this.reply.send(res.stream)
   }

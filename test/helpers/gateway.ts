@@ -68,7 +68,7 @@ export class Client {
 }
 
 /** Sends n sequential GETs and returns who served each (or the status when none did). */
-export async function sequence (client: Client, url: string, n: number, headers?: Record<string, string>): Promise<string[]> {
+export async function sequence (client: Pick<Client, 'send'>, url: string, n: number, headers?: Record<string, string>): Promise<string[]> {
   const out: string[] = []
   for (let i = 0; i < n; i++) {
     const res = await client.send(url, { headers })

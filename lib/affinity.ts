@@ -1,0 +1,189 @@
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CookieSerializeOptions } from '@fastify/cookie'
+import type { ResolvedAffinity } from './affinity-options'
+import { readCookie } from './hash-key'
+import type { Pool } from './pool'
+import type { Target } from './target'
+
+/**
+ * What became of a request's affinity cookie, as pools emit it ('affinity'
+ * event) and count it: honoured; absent (a new client); valid but naming a
+ * target that cannot take it, or one the request failed over from (the client
+ * moves); invalid in any way (forged, tampered, malformed, oversized, expired).
+ */
+export type AffinityResult = 'hit' | 'miss' | 'reassigned' | 'rejected'
+
+export type AffinityCounts = Record<AffinityResult, number>
+
+/** 24 bytes are 32 base64url characters without spare bits: each tag has one spelling only. */
+const TAG_BYTES = 24
+const TAG_CHARS = 32
+/** `<target id>.<expiry, base36 epoch seconds or 0>.<tag>`; ids are at most 64 characters. */
+const VALUE = /^[A-Za-z0-9._~-]{1,64}\.[0-9a-z]{1,9}\.[A-Za-z0-9_-]{32}$/
+const MAX_VALUE_LENGTH = 64 + 1 + 9 + 1 + TAG_CHARS
+
+function tag (key: KeyObject, cookie: string, expiry: string, id: string): Buffer {
+  // The cookie name is signed too: a value issued for one cookie is refused under another.
+  return createHmac('sha256', key).update(`${cookie}\n${expiry}\n${id}`).digest().subarray(0, TAG_BYTES)
+}
+
+/** The cookie value pinning a client to a target id until expiry (epoch seconds, 0 for none), signed with the first key. */
+export function signAffinity (options: ResolvedAffinity, id: string, expiry: number): string {
+  const exp = expiry.toString(36)
+  return `${id}.${exp}.${tag(options.keys[0], options.cookie, exp, id).toString('base64url')}`
+}
+
+function nowSeconds (): number {
+  return Math.floor(Date.now() / 1000)
+}
+
+/**
+ * Signed-cookie affinity of one pool. The cookie holds the target id, an
+ * optional expiry and an HMAC: the gateway keeps nothing per client, and any
+ * replica with the same secret reads it. Verifying costs one HMAC per request
+ * that carries the cookie; signing happens only for new or moved clients.
+ */
+export class Affinity {
+  /** Results so far, for metrics read at scrape time; the pool also emits each one when someone listens. */
+  readonly counts: AffinityCounts = { hit: 0, miss: 0, reassigned: 0, rejected: 0 }
+  private readonly cookieOptions: CookieSerializeOptions
+  /** The pool's eligible array the set below was built from: rebuilt when the pool replaces it. */
+  private eligibleSeen: readonly Target[] | null = null
+  private eligibleSet = new Set<Target>()
+  /** What the last successful verify() found, read right after it (no allocation on the hot path). */
+  private verifiedExpiry = 0
+  private verifiedByOldKey = false
+
+  constructor (readonly pool: Pool, readonly options: ResolvedAffinity) {
+    this.cookieOptions = {
+      path: options.path,
+      domain: options.domain,
+      sameSite: options.sameSite,
+      secure: options.secure,
+      httpOnly: options.httpOnly
+    }
+  }
+
+  /**
+   * The target of a request's first try: the pinned one when the cookie is
+   * valid and the target can take it (a draining target keeps its clients),
+   * otherwise the pool's pick, with a new cookie. Undefined when there is no
+   * target, or in strict mode when the pinned one cannot take the request.
+   */
+  pick (request: FastifyRequest, reply: FastifyReply): Target | undefined {
+    const value = this.read(request)
+    if (value === undefined) return this.assign(request, reply, 'miss')
+    const id = this.verify(value)
+    if (id === null) return this.assign(request, reply, 'rejected')
+    const pinned = this.pool.get(id)
+    if (pinned !== undefined && this.honours(pinned)) {
+      this.count('hit')
+      // Re-signed with the current key, same target and expiry, so the old key can be retired.
+      if (this.verifiedByOldKey) this.issue(reply, pinned, this.verifiedExpiry)
+      return pinned
+    }
+    if (this.options.strict) {
+      // A target that left the pool does not come back for this client: say so once, then start over.
+      if (pinned === undefined) reply.clearCookie(this.options.cookie, this.cookieOptions)
+      return undefined
+    }
+    return this.assign(request, reply, 'reassigned')
+  }
+
+  /** Strict mode: whether the request is pinned, so failover must not take it to another target. */
+  holds (request: FastifyRequest): boolean {
+    if (!this.options.strict) return false
+    const value = this.read(request)
+    return value !== undefined && this.verify(value) !== null
+  }
+
+  /** The request was answered by another target than its first: the client follows it there. */
+  follow (reply: FastifyReply, target: Target): void {
+    this.count('reassigned')
+    this.issue(reply, target, this.expiry())
+  }
+
+  private assign (request: FastifyRequest, reply: FastifyReply, result: AffinityResult): Target | undefined {
+    this.count(result)
+    const target = this.pool.pick(request)
+    if (target !== undefined) this.issue(reply, target, this.expiry())
+    return target
+  }
+
+  private count (result: AffinityResult): void {
+    this.counts[result]++
+    const pool = this.pool
+    if (pool.listenerCount('affinity') > 0) pool.emit('affinity', result)
+  }
+
+  private expiry (): number {
+    return this.options.maxAge === 0 ? 0 : nowSeconds() + this.options.maxAge
+  }
+
+  private issue (reply: FastifyReply, target: Target, expiry: number): void {
+    const value = signAffinity(this.options, target.id, expiry)
+    const options = expiry === 0 ? this.cookieOptions : { ...this.cookieOptions, maxAge: Math.max(0, expiry - nowSeconds()) }
+    reply.setCookie(this.options.cookie, value, options)
+  }
+
+  private read (request: FastifyRequest): string | undefined {
+    const jar: FastifyRequest['cookies'] | null = request.cookies
+    // Null when the gateway registered @fastify/cookie with its parsing hook turned off.
+    return jar === null ? readCookie(request.headers.cookie, this.options.cookie) : jar[this.options.cookie]
+  }
+
+  /** The target id of a valid cookie value, or null. */
+  private verify (value: string): string | null {
+    if (value.length > MAX_VALUE_LENGTH || !VALUE.test(value)) return null
+    const tagAt = value.length - TAG_CHARS
+    const expAt = value.lastIndexOf('.', tagAt - 2) + 1
+    const exp = value.slice(expAt, tagAt - 1)
+    const expiry = parseInt(exp, 36)
+    const maxAge = this.options.maxAge
+    if (expiry === 0) {
+      // Issued without expiry: refused once a lifetime is configured.
+      if (maxAge !== 0) return null
+    } else {
+      const now = nowSeconds()
+      // Expired, or issued under a longer lifetime than the configured one.
+      if (expiry <= now || (maxAge !== 0 && expiry > now + maxAge)) return null
+    }
+    const id = value.slice(0, expAt - 1)
+    const given = Buffer.from(value.slice(tagAt), 'base64url')
+    const keys = this.options.keys
+    for (let i = 0; i < keys.length; i++) {
+      if (timingSafeEqual(tag(keys[i], this.options.cookie, exp, id), given)) {
+        this.verifiedExpiry = expiry
+        this.verifiedByOldKey = i > 0
+        return id
+      }
+    }
+    return null
+  }
+
+  /** Whether a pinned target may take its client's request: eligible, or draining while otherwise usable. */
+  private honours (target: Target): boolean {
+    const eligible = this.pool.eligible
+    if (eligible !== this.eligibleSeen) {
+      // The pool replaces its eligible array on every change: one rebuild per change, not per request.
+      this.eligibleSet = new Set(eligible)
+      this.eligibleSeen = eligible
+    }
+    return this.eligibleSet.has(target) || (target.draining && target.eligible)
+  }
+}
+
+const byPool = new WeakMap<Pool, Affinity>()
+
+/** The affinity of a pool, made on first use; null for a pool without the `affinity` option. */
+export function affinityOf (pool: Pool): Affinity | null {
+  const options = pool.options.affinity
+  if (options === null) return null
+  let affinity = byPool.get(pool)
+  if (affinity === undefined) {
+    affinity = new Affinity(pool, options)
+    byPool.set(pool, affinity)
+  }
+  return affinity
+}
