@@ -63,7 +63,11 @@ class TargetSeries {
 
 class PoolSeries {
   readonly labels: Labels
-  readonly byTarget = new Map<Target, TargetSeries>()
+  /**
+   * Weak, and kept when a target leaves: a try's result may be recorded just
+   * after its release let a draining target go, and still counts for its id.
+   */
+  readonly byTarget = new WeakMap<Target, TargetSeries>()
   readonly byId = new Map<string, TargetSeries>()
   readonly affinity: Affinity | null
   readonly affinityLabels: Labels[]
@@ -90,7 +94,7 @@ class PoolSeries {
   }
 
   join (target: Target, bounds: readonly number[]): void {
-    if (this.byTarget.has(target)) return
+    if (this.byTarget.get(target)?.members.includes(target) === true) return
     let s = this.byId.get(target.id)
     if (s === undefined) {
       s = new TargetSeries(this.pool.name, target.id, bounds)
@@ -103,9 +107,9 @@ class PoolSeries {
   /** Returns whether the id left the pool altogether. */
   leave (target: Target): boolean {
     const s = this.byTarget.get(target)
-    if (s === undefined) return false
-    this.byTarget.delete(target)
-    s.members.splice(s.members.indexOf(target), 1)
+    const at = s === undefined ? -1 : s.members.indexOf(target)
+    if (s === undefined || at === -1) return false
+    s.members.splice(at, 1)
     if (s.members.length > 0) return false
     this.byId.delete(target.id)
     return true

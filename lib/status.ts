@@ -10,7 +10,7 @@ export interface TargetStatus {
   /** Left out when the status option hideUrls is set. */
   url?: string
   state: TargetState
-  /** Whether new requests may be sent to it now. */
+  /** Whether the balancer may pick it for new requests now. */
   eligible: boolean
   weight: number
   effectiveWeight: number
@@ -31,6 +31,8 @@ export interface PoolStatus {
   algorithm: string
   /** Members that may take new requests. */
   eligible: number
+  /** Too few targets are healthy (panicThreshold): requests go to every target that is not draining. */
+  panic: boolean
   inFlight: number
   /** Requests answered 503 for lack of an eligible target. */
   noTarget: number
@@ -79,11 +81,12 @@ export const statusSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['name', 'algorithm', 'eligible', 'inFlight', 'noTarget', 'targets'],
+        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'targets'],
         properties: {
           name: { type: 'string' },
           algorithm: { type: 'string' },
           eligible: { type: 'integer' },
+          panic: { type: 'boolean' },
           inFlight: { type: 'integer' },
           noTarget: { type: 'integer' },
           targets: { type: 'array', items: targetSchema }
@@ -97,13 +100,13 @@ function round (value: number): number {
   return Math.round(value * 1000) / 1000
 }
 
-function targetStatus (target: Target, hideUrls: boolean, now: number): TargetStatus {
+function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: boolean, now: number): TargetStatus {
   const check = target.lastCheck
   return {
     id: target.id,
     url: hideUrls ? undefined : target.url,
     state: target.state,
-    eligible: target.eligible && !target.draining,
+    eligible: eligible.has(target),
     weight: target.weight,
     effectiveWeight: round(target.effectiveWeight),
     inFlight: target.inFlight,
@@ -117,13 +120,15 @@ function targetStatus (target: Target, hideUrls: boolean, now: number): TargetSt
 }
 
 function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
+  const eligible = new Set(pool.eligible)
   return {
     name: pool.name,
     algorithm: pool.options.algorithm,
-    eligible: pool.eligible.length,
+    eligible: eligible.size,
+    panic: pool.panic,
     inFlight: pool.inFlight,
     noTarget: pool.noTarget,
-    targets: pool.targets.map((t) => targetStatus(t, hideUrls, now))
+    targets: pool.targets.map((t) => targetStatus(t, eligible, hideUrls, now))
   }
 }
 
