@@ -1,6 +1,7 @@
 import Fastify from 'fastify'
 import lb from '../lib/index'
 import { DemoUpstream } from './demo-upstream'
+import { FILE_UPSTREAMS, startFileUpstreams, TARGETS_FILE } from './file-demo'
 
 /**
  * The example gateway: three demo upstreams and a gateway with one route per
@@ -11,6 +12,8 @@ async function main (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
   const upstreams = await Promise.all(['a', 'b', 'c'].map(async (id) => new DemoUpstream(id).start(0)))
   const targets = upstreams.map((u) => ({ url: u.url, id: u.id }))
+  // d, e and f listen on fixed ports so that targets.json can name them.
+  upstreams.push(...await startFileUpstreams())
 
   const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
   await app.register(lb, {
@@ -33,6 +36,7 @@ async function main (): Promise<void> {
   route('/random', { upstream: { targets, algorithm: 'random' } }, 'random')
   route('/ip', { upstream: { targets, algorithm: 'ip-hash' } }, 'client address hash')
   route('/hash', { upstream: { targets, algorithm: 'consistent-hash', hashKey: { header: 'x-user-id' } } }, 'consistent hash on header x-user-id')
+  route('/file', { upstream: { discovery: { type: 'file', path: TARGETS_FILE }, algorithm: 'weighted-round-robin' } }, 'targets from example-gateway/targets.json, followed live')
 
   // A demo upstream can be told to fail and recover, to watch failover happen.
   app.post('/demo/:id/:mode', async (request, reply) => {
@@ -66,6 +70,7 @@ async function main (): Promise<void> {
     '',
     `  curl -i -H 'x-user-id: alice' ${base}/hash/profile   # the same user always reaches the same upstream`,
     `  curl -X POST ${base}/demo/b/down   # stop upstream b (also: up, error, hang, slow, ok)`,
+    `  edit example-gateway/targets.json: add { "id": "f", "url": "http://127.0.0.1:${FILE_UPSTREAMS.f}" } or remove d, then curl ${base}/file/x again`,
     '',
     'Ctrl-C stops everything.'
   ]
