@@ -23,7 +23,7 @@ export class FileProvider implements Provider {
   private sink: DiscoverySink | null = null
   private watcher: FSWatcher | null = null
   private readonly readTimer = new Timer(() => { this.read() })
-  private readonly watchTimer = new Timer(() => { this.watch() })
+  private readonly watchTimer = new Timer(() => { this.watch(true) })
   private readonly pollTimer = new Timer(() => { this.poll() })
   /** Size, mtime and inode of the file as last read, for the poll. */
   private seen = ''
@@ -53,7 +53,7 @@ export class FileProvider implements Provider {
     this.pollTimer.clear()
   }
 
-  private watch (): void {
+  private watch (again = false): void {
     if (this.stopped) return
     try {
       const watcher = watch(dirname(this.path), { persistent: false }, () => this.readTimer.set(this.options.debounce))
@@ -65,7 +65,7 @@ export class FileProvider implements Provider {
       })
       this.watcher = watcher
       // Whatever happened while nobody watched is read now.
-      this.readTimer.set(this.options.debounce)
+      if (again) this.read()
     } catch (err) {
       this.sink?.fail(new Error(`cannot watch ${dirname(this.path)}: ${messageOf(err)}`))
       this.watchTimer.set(WATCH_RETRY_MS)

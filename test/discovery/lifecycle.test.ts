@@ -91,3 +91,24 @@ test('discovery logs a failure once, its recovery, and each change of the pool',
   t.equal(lines.matching('discovery recovered').length, 1)
   t.equal(lines.matching('discovery changed the pool').length, 2)
 })
+
+test('a discovered target is health-checked like a configured one, and one that leaves is no longer checked', async (t) => {
+  const ups = await startUpstreams(['a', 'b'])
+  t.teardown(async () => { for (const u of ups) await u.stop() })
+  const path = join(await tempDir(t, 'lifecycle'), 'targets.json')
+  await writeFile(path, JSON.stringify([{ id: 'a', url: ups[0].url }]))
+  const gw = await startGateway({
+    pools: { main: { algorithm: 'round-robin', healthCheck: { interval: 30, unhealthyThreshold: 1 }, discovery: { type: 'file', path, debounce: 10, interval: 0 } } }
+  })
+  t.teardown(gw.close)
+  const pool = gw.app.lb.pool('main')
+  ups[1].mode = 'error'
+  await writeFile(path, JSON.stringify([{ id: 'a', url: ups[0].url }, { id: 'b', url: ups[1].url }]))
+  await until(() => pool.get('b')?.state === 'unhealthy', 5000, 'the discovered target to be checked and found failing')
+  t.ok(ups[1].healthHits > 0, 'b was checked')
+  t.same(pool.eligible.map((x) => x.id), ['a'])
+
+  await writeFile(path, JSON.stringify([{ id: 'a', url: ups[0].url }]))
+  await until(() => pool.get('b') === undefined, 5000, 'b to leave')
+  t.same([...gw.app.lb.health.monitors()].map((m) => m.id), ['a'], 'and its checks stopped')
+})
