@@ -98,9 +98,14 @@ export class Affinity {
     return value !== undefined && this.verify(value) !== null
   }
 
-  /** The request was answered by another target than its first: the client follows it there. */
-  follow (reply: FastifyReply, target: Target): void {
-    this.count('reassigned')
+  /**
+   * The request failed over from its first target and was answered by another:
+   * the cookie follows. A client that was pinned to the first one has moved
+   * (counted as reassigned); any other just gets the cookie of the target that answered.
+   */
+  follow (request: FastifyRequest, reply: FastifyReply, first: Target, target: Target): void {
+    const value = this.read(request)
+    if (value !== undefined && this.verify(value) === first.id) this.count('reassigned')
     this.issue(reply, target, this.expiry())
   }
 
@@ -162,7 +167,11 @@ export class Affinity {
     return null
   }
 
-  /** Whether a pinned target may take its client's request: eligible, or draining while otherwise usable. */
+  /**
+   * Whether a pinned target may take its client's request: the pool would pick
+   * it (in panic mode that includes unhealthy targets), or it is draining but
+   * healthy, not ejected and not turned off.
+   */
   private honours (target: Target): boolean {
     const eligible = this.pool.eligible
     if (eligible !== this.eligibleSeen) {
@@ -170,7 +179,7 @@ export class Affinity {
       this.eligibleSet = new Set(eligible)
       this.eligibleSeen = eligible
     }
-    return this.eligibleSet.has(target) || (target.draining && target.eligible)
+    return this.eligibleSet.has(target) || (target.draining && target.eligible && target.healthy && target.ejectedUntil === 0)
   }
 }
 

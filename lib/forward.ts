@@ -188,7 +188,7 @@ export class Exchange {
       }
     }
     // Answered after failover: an affinity cookie follows the client to the target that answered.
-    if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.reply, attempt.target)
+    if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.request, this.reply, this.tried[0], attempt.target)
     res.stream.once('close', attempt.release)
     this.reply.send(res.stream)
   }

@@ -1,5 +1,6 @@
 import { test } from 'tap'
 import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { affinityOf } from '../../lib/affinity'
 import { CookieJar } from '../helpers/cookie-jar'
 import { refusedUrl, sequence, until } from '../helpers/gateway'
 import { serve, stickyGateway, stickyPool, tally } from './fixtures'
@@ -34,6 +35,7 @@ test('a new client whose first target refuses gets the cookie of the one that an
   t.equal(res.servedBy, 'b')
   t.equal(alice.last.length, 1, 'one Set-Cookie, not one per try')
   t.equal(pinnedTo(alice), 'b')
+  t.same(affinityOf(gw.app.lb.pool('main'))?.counts, { hit: 0, miss: 1, reassigned: 0, rejected: 0 }, 'a new client, not a moved one')
 })
 
 test('a target taken out by health checks is not tried: its clients are reassigned up front', async (t) => {
@@ -142,4 +144,32 @@ test('strict: a pinned target that left the pool answers 503 once and clears the
   t.equal(next.servedBy, 'b', 'the next request starts over')
   t.equal(pinnedTo(alice), 'b')
   t.same(tally(results), { miss: 2 })
+})
+
+test('a draining target that turns unhealthy loses its sticky clients at once', async (t) => {
+  const { ups, gw, pool, jar, results } = await stickyGateway(t, ['a', 'b'])
+  const alice = jar()
+  t.equal((await alice.send(gw.url + '/x')).servedBy, 'a')
+  // A request that never ends keeps a draining.
+  ups[0].mode = 'hang'
+  const controller = new AbortController()
+  const hanging = jar()
+  hanging.cookies.set('lb_main', alice.cookies.get('lb_main') ?? '')
+  const held = hanging.send(gw.url + '/x', { signal: controller.signal }).catch(() => null)
+  await until(() => pool.get('a')?.inFlight === 1, 5000, 'a request held on a')
+  const drained = pool.drain('a')
+  ups[0].mode = 'ok'
+  t.equal((await alice.send(gw.url + '/x')).servedBy, 'a', 'draining and healthy: still sticky')
+
+  const a = pool.get('a')
+  if (a === undefined) throw new Error('target a expected')
+  a.healthy = false
+  pool.refresh(a)
+  const moved = await alice.send(gw.url + '/x')
+  t.equal(moved.servedBy, 'b', 'draining and unhealthy: reassigned')
+  t.equal(pinnedTo(alice), 'b')
+  controller.abort()
+  await held
+  await drained
+  t.same(tally(results), { miss: 1, hit: 2, reassigned: 1 })
 })
