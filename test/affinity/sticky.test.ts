@@ -1,6 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { startUpstreams } from '../../example-gateway/demo-upstream'
 import lb from '../../lib/index'
@@ -8,7 +9,7 @@ import { affinityOf } from '../../lib/affinity'
 import { defaultCookieName } from '../../lib/affinity-options'
 import { CookieJar } from '../helpers/cookie-jar'
 import { Client, sequence } from '../helpers/gateway'
-import { serve, stickyGateway, stickyPool, tally } from './fixtures'
+import { SECRET, serve, stickyGateway, stickyPool, tally } from './fixtures'
 
 test('50 requests from one client reach one target; the cookie is set once', async (t) => {
   const { ups, gw, jar, results } = await stickyGateway(t, ['a', 'b', 'c'])
@@ -125,4 +126,21 @@ test('a gateway that registered @fastify/cookie itself keeps it, even with parsi
   t.same(await sequence(alice, url, 5), ['a', 'a', 'a', 'a', 'a'])
   const bob = new CookieJar(client)
   t.same(await sequence(bob, url, 3), ['b', 'b', 'b'])
+})
+
+test("an upstream's own Set-Cookie headers pass through beside the affinity cookie", async (t) => {
+  const upstream = createServer((req, res) => {
+    res.setHeader('set-cookie', ['app=1; Path=/', 'theme=dark'])
+    res.setHeader('x-served-by', 'u')
+    res.end('ok')
+  })
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { upstream.close() })
+  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+  const { gw, client } = await serve(t, [], { pools: { main: { targets: [{ url, id: 'u' }], affinity: { secret: SECRET } } } })
+  const alice = new CookieJar(client)
+  await alice.send(gw.url + '/x')
+  t.same(alice.last.map((c) => c.name).sort(), ['app', 'lb_main', 'theme'])
+  await alice.send(gw.url + '/x')
+  t.same(alice.last.map((c) => c.name).sort(), ['app', 'theme'], 'pinned: only the upstream\'s')
 })
