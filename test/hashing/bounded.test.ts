@@ -68,3 +68,35 @@ for (const algorithm of ['consistent-hash', 'maglev'] as const) {
     t.equal(res.servedBy, home)
   })
 }
+
+test('bounded loads under a closed loop of slow requests: no upstream ever holds more than its bound', async (t) => {
+  const ups = await startUpstreams(['a', 'b', 'c', 'd'])
+  const { gw, client } = await serve(t, ups, {
+    pools: { main: { targets: ups.map((u) => ({ url: u.url, id: u.id })), algorithm: 'consistent-hash', hashKey: { header: 'x-user' }, balanceFactor: FACTOR } }
+  })
+  for (const u of ups) {
+    u.mode = 'slow'
+    u.delayMs = 30
+  }
+  const pool = gw.app.lb.pool('main')
+  // Sampled often; a sample can miss a peak but never invent one.
+  const peak: Record<string, number> = { a: 0, b: 0, c: 0, d: 0 }
+  const sampler = setInterval(() => {
+    for (const u of ups) peak[u.id] = Math.max(peak[u.id], u.active)
+    for (const target of pool.targets) peak[target.id] = Math.max(peak[target.id], target.inFlight)
+  }, 2)
+  t.teardown(() => clearInterval(sampler))
+  const served: string[] = []
+  // N clients, each sending its next request when the last one is answered: at most N in flight.
+  await Promise.all(Array.from({ length: N }, async () => {
+    for (let i = 0; i < 5; i++) served.push((await client.send(gw.url + '/x', { headers: { 'x-user': 'hot' } })).servedBy ?? '-')
+  }))
+  clearInterval(sampler)
+  const bound = Math.ceil(FACTOR * N / ups.length)
+  t.equal(served.length, N * 5)
+  t.notOk(served.includes('-'), 'every request answered by an upstream')
+  for (const [id, n] of Object.entries(peak)) t.ok(n <= bound, `${id}: peak ${n} in flight, bound ${bound}`)
+  t.ok(Math.max(...Object.values(peak)) >= bound - 2, `the hot key's target ran near its bound: ${JSON.stringify(peak)}`)
+  await until(() => pool.inFlight === 0, 5000, 'every slot released')
+  t.same(pool.targets.map((x) => x.inFlight), [0, 0, 0, 0])
+})
