@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram } from 'prom-client'
+import type { MetricsRegistry } from './observability-options'
 
 /** Label values of one series; the same object is reused at every scrape. */
 export type Labels = Readonly<Record<string, string>>
@@ -49,7 +50,7 @@ export class LiveHistogram extends Histogram<string> {
   private readonly bounds: readonly number[]
   private readonly read: () => Iterable<HistogramSeries>
 
-  constructor (registry: Registry, name: string, help: string, labelNames: string[], bounds: readonly number[], read: () => Iterable<HistogramSeries>) {
+  constructor (registry: MetricsRegistry, name: string, help: string, labelNames: string[], bounds: readonly number[], read: () => Iterable<HistogramSeries>) {
     super({ name, help, labelNames, buckets: [...bounds], registers: [registry] })
     this.metricBase = name
     this.metricHelp = help
@@ -78,7 +79,7 @@ export class LiveHistogram extends Histogram<string> {
  * A counter or gauge whose series are filled from live state at each scrape:
  * counting happens in plain fields, prom-client only sees the totals.
  */
-export function liveMetric (type: 'counter' | 'gauge', registry: Registry, name: string, help: string, labelNames: string[], fill: (emit: Emit) => void): void {
+export function liveMetric (type: 'counter' | 'gauge', registry: MetricsRegistry, name: string, help: string, labelNames: string[], fill: (emit: Emit) => void): void {
   const config = { name, help, labelNames, registers: [registry] }
   if (type === 'counter') {
     // eslint-disable-next-line no-new -- the registry keeps it

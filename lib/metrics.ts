@@ -1,9 +1,8 @@
-import type { Registry } from 'prom-client'
 import { affinityOf, type Affinity } from './affinity'
 import { invalidOption } from './errors'
 import type { HealthRegistry } from './health/registry'
 import { HistogramSeries, LiveHistogram, liveMetric, type Emit, type Labels } from './live-metrics'
-import type { ResolvedMetricsOptions } from './observability-options'
+import type { MetricsRegistry, ResolvedMetricsOptions } from './observability-options'
 import type { FailureKind, MembershipChange, Pool } from './pool'
 import type { Target } from './target'
 
@@ -133,7 +132,7 @@ function codeClass (status: number): number {
  * and the live state of targets, only when scraped.
  */
 export class LbMetrics {
-  readonly registry: Registry
+  readonly registry: MetricsRegistry
   private readonly bounds: readonly number[]
   private readonly pools: PoolSeries[] = []
   private readonly checks = new Map<string, CountedSeries>()

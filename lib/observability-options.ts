@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { Registry } from 'prom-client'
+import { Registry, type RegistryContentType } from 'prom-client'
 import { invalidOption } from './errors'
 
 /**
@@ -14,11 +14,14 @@ export type RouteGuard = (
   done: HookHandlerDoneFunction
 ) => void | Promise<unknown>
 
+/** A prom-client registry of either text format (Prometheus or OpenMetrics). */
+export type MetricsRegistry = Registry<RegistryContentType>
+
 export interface MetricsOptions {
   /** Route serving the registry in its text format; false collects without serving (default '/metrics'). */
   path?: string | false
   /** The prom-client registry to add the metrics to (default: a registry of the plugin's own). */
-  registry?: Registry
+  registry?: MetricsRegistry
   /** Prefix of every metric name (default 'lb_'). */
   prefix?: string
   /** Upper bounds of the latency histogram in seconds (default DEFAULT_BUCKETS). */
@@ -40,7 +43,7 @@ export interface StatusOptions {
 
 export interface ResolvedMetricsOptions {
   path: string | null
-  registry: Registry
+  registry: MetricsRegistry
   prefix: string
   buckets: readonly number[]
   onRequest: RouteGuard[]
@@ -92,7 +95,7 @@ function checkGuards (field: string, value: unknown): RouteGuard[] {
 }
 
 /** Whether value is usable as a prom-client registry, also one from another copy of prom-client. */
-function isRegistry (value: unknown): value is Registry {
+function isRegistry (value: unknown): value is MetricsRegistry {
   if (value instanceof Registry) return true
   if (typeof value !== 'object' || value === null) return false
   const r = value as Record<string, unknown>

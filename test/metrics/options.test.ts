@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
-import { Counter, Registry } from 'prom-client'
+import { Counter, Registry, type OpenMetricsContentType } from 'prom-client'
 import lb from '../../lib/index'
 import { startUpstreams } from '../../example-gateway/demo-upstream'
 import { Client, startGateway } from '../helpers/gateway'
@@ -104,7 +104,7 @@ test('a user registry gets the metrics beside its own; path false collects witho
   t.same(Registry.merge([registry, new Registry()]).getSingleMetric('gateway_requests_total') !== undefined, true, 'the registry merges')
 })
 
-test('metrics: false and status: false serve neither route and count nothing', async (t) => {
+test('metrics: false and status: false serve neither route', async (t) => {
   const [a] = await startUpstreams(['a'])
   const app = Fastify()
   await app.register(lb, { pools: { main: { targets: [{ url: a.url, id: 'a' }] } }, metrics: false, status: false })
@@ -122,4 +122,17 @@ test('paths are configurable', async (t) => {
   t.equal((await app.inject('/_/prom')).statusCode, 200)
   t.equal((await app.inject('/_/lb')).json<{ pools: unknown[] }>().pools.length, 0)
   t.equal((await app.inject('/metrics')).statusCode, 404)
+})
+
+test('an OpenMetrics registry is served in its own format', async (t) => {
+  const registry = new Registry<OpenMetricsContentType>()
+  registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE)
+  const app = Fastify()
+  await app.register(lb, { pools: { main: { targets: [{ url: 'http://127.0.0.1:9', id: 'a' }] } }, metrics: { registry } })
+  t.teardown(async () => { await app.close() })
+  const res = await app.inject('/metrics')
+  t.equal(res.headers['content-type'], 'application/openmetrics-text; version=1.0.0; charset=utf-8')
+  t.ok(res.body.includes('# TYPE lb_retries counter\n'), 'counters are named without _total in TYPE lines')
+  t.ok(res.body.includes('lb_retries_total{pool="main",result="attempted"} 0\n'))
+  t.ok(res.body.endsWith('# EOF\n'))
 })
