@@ -134,7 +134,7 @@ export class Affinity {
 
   private read (request: FastifyRequest): string | undefined {
     const jar: FastifyRequest['cookies'] | null = request.cookies
-    // Null when the gateway registered @fastify/cookie with its parsing hook turned off.
+    // Null when @fastify/cookie parses nothing by itself (as the plugin registers it) and no cookie was set yet.
     return jar === null ? readCookie(request.headers.cookie, this.options.cookie) : jar[this.options.cookie]
   }
 

@@ -17,7 +17,8 @@ function first (value: unknown): string | undefined {
 
 /**
  * Reads one cookie from the Cookie header without a cookie parser, so hashing
- * works whether or not @fastify/cookie is registered.
+ * and affinity work whether or not @fastify/cookie parses requests. The first
+ * occurrence counts; '' when it is empty, undefined when it is absent.
  */
 export function readCookie (header: string | undefined, name: string): string | undefined {
   if (header === undefined) return undefined
@@ -29,10 +30,11 @@ export function readCookie (header: string | undefined, name: string): string | 
     if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
       let value = header.slice(eq + 1, end).trim()
       if (value.length >= 2 && value[0] === '"' && value[value.length - 1] === '"') value = value.slice(1, -1)
+      if (!value.includes('%')) return value
       try {
-        return cut(decodeURIComponent(value))
+        return decodeURIComponent(value)
       } catch {
-        return cut(value)
+        return value
       }
     }
     start = end + 1
@@ -48,7 +50,10 @@ export function readHashKey (source: HashKeySource, request: FastifyRequest, ip:
     return typeof key === 'string' ? cut(key) : undefined
   }
   if ('header' in source) return first(request.headers[source.header])
-  if ('cookie' in source) return readCookie(request.headers.cookie, source.cookie)
+  if ('cookie' in source) {
+    const value = readCookie(request.headers.cookie, source.cookie)
+    return value === undefined ? undefined : cut(value)
+  }
   if ('query' in source) return first((request.query as Record<string, unknown> | undefined)?.[source.query])
   return first((request.params as Record<string, unknown> | undefined)?.[source.param])
 }

@@ -108,24 +108,35 @@ test('an inline pool on a route: default cookie name from the route, GET and HEA
   t.equal(alice.last.length, 0)
 })
 
-test('a gateway that registered @fastify/cookie itself keeps it, even with parsing turned off', async (t) => {
+test('a gateway that registered @fastify/cookie itself keeps it; parsed cookies read alike', async (t) => {
   const ups = await startUpstreams(['a', 'b'])
   const app = Fastify()
-  await app.register(fastifyCookie, { hook: false, secret: 'the gateway has its own cookie secret' })
+  await app.register(fastifyCookie, { secret: 'the gateway has its own cookie secret' })
   await app.register(lb, { pools: { main: stickyPool(ups) } })
   app.all('/*', { config: { upstream: 'main' } }, app.lb.forward)
+  app.get('/own', async (request, reply) => {
+    reply.setCookie('own', 'yes')
+    return request.cookies
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
+  const results: string[] = []
+  app.lb.pool('main').on('affinity', (result: string) => results.push(result))
   const client = new Client()
   t.teardown(async () => {
     await client.close()
     await app.close()
     await Promise.all(ups.map(async (u) => u.stop()))
   })
-  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/x`
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   const alice = new CookieJar(client)
-  t.same(await sequence(alice, url, 5), ['a', 'a', 'a', 'a', 'a'])
+  t.same(await sequence(alice, base + '/x', 5), ['a', 'a', 'a', 'a', 'a'])
+  const own = await alice.send(base + '/own')
+  t.same(JSON.parse(own.text), { lb_main: alice.cookies.get('lb_main') }, 'the gateway\'s own cookie handling works as configured')
+  t.same(alice.last.map((c) => c.name), ['own'])
   const bob = new CookieJar(client)
-  t.same(await sequence(bob, url, 3), ['b', 'b', 'b'])
+  bob.cookies.set('lb_main', '')
+  t.same(await sequence(bob, base + '/x', 3), ['b', 'b', 'b'])
+  t.same(results, ['miss', 'hit', 'hit', 'hit', 'hit', 'rejected', 'hit', 'hit'], 'an empty value is rejected, as when the plugin reads the header')
 })
 
 test("an upstream's own Set-Cookie headers pass through beside the affinity cookie", async (t) => {
