@@ -7,7 +7,7 @@ test('after app.close() every health timer is gone and the process exits on its 
   // Loaded through require() so that ts-node compiles it, whatever ESM hooks the test runner adds to the child.
   const child = spawn(process.execPath, ['--require', 'ts-node/register', '-e', `require(${JSON.stringify(fixture)})`], {
     cwd: join(__dirname, '..', '..'),
-    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' },
+    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true', LB_CLOSE_CHILD: '1' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let killed = false

@@ -30,19 +30,22 @@ test('under steady GET load, stopping 1 of 3 upstreams fails no client request; 
     }
   }
   const load = Promise.all([worker(), worker(), worker(), worker()])
+  // How many answers had arrived at each of b's transitions.
+  const marks: number[] = []
+  gw.app.lb.health.on('transition', (event) => { if (event.id === 'b') marks.push(answers.length) })
 
   await until(() => answers.length >= 100, 10_000, 'load to run')
   const port = ups[1].port
   await ups[1].stop()
   await until(() => log.transitions.length >= 1, 10_000, 'b unhealthy')
-  const outAt = answers.length
+  const outAt = marks[0]
   t.same(log.from(false).slice(0, unhealthyThreshold).map((c) => c.healthy), [true, false], 'out after exactly unhealthyThreshold failed checks')
   await until(() => answers.length >= outAt + 100, 10_000, 'load while b is out')
 
   const mark = log.checks.length
   await ups[1].start(port)
   await until(() => log.transitions.length >= 2, 10_000, 'b healthy')
-  const backAt = answers.length
+  const backAt = marks[1]
   t.same(log.from(true, mark).slice(0, healthyThreshold).map((c) => c.healthy), [false, true], 'back after exactly healthyThreshold passing checks')
   await until(() => answers.length >= backAt + 100, 10_000, 'load after b is back')
   load$.running = false

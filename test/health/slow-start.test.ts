@@ -33,7 +33,6 @@ test('a target added to a pool ramps up over the window; the share it gets follo
   }
   t.ok(batches.length >= 2, `several batches during the window (${batches.length})`)
   t.ok(weights.every((w, i) => i === 0 || w >= weights[i - 1]), 'the weight only grows')
-  t.ok(batches[0].share <= 0.2, `little traffic at first (${batches[0].share})`)
   // Smooth weighted round robin gives each target its weight's share within a pick or two per batch.
   const slack = 2 / n
   for (const { from, to, share } of batches) {
