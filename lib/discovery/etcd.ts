@@ -101,7 +101,8 @@ export class EtcdProvider extends RefreshingProvider {
       bodyTimeout: 0
     })
     if (res.statusCode !== 200) {
-      res.body.destroy()
+      // dump() swallows the stream's own error; destroy() would emit one that nobody handles.
+      await res.body.dump()
       throw new Error(`watch answered ${res.statusCode}`)
     }
     let buffered = ''

@@ -34,7 +34,7 @@ export async function requestJson (
   })
   const length = Number(res.headers['content-length'] ?? 0)
   if (length > MAX_BODY_BYTES) {
-    res.body.destroy()
+    await res.body.dump()
     throw new Error(`answer of ${length} bytes is too large`)
   }
   const text = await res.body.text()

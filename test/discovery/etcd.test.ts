@@ -125,8 +125,9 @@ test('etcd: a stopped etcd keeps the last list; the watch resumes when etcd is b
   t.same(memberUrls(pool), urlsOf([ups[0], ups[1]]), 'the last list stays')
   t.same(count(await sequence(client, gw.url + '/x', 4)), { a: 2, b: 2 }, 'and serves')
 
+  const resumed = nextDiscovery(pool, (e) => e.ok)
   await etcd.start()
-  await nextDiscovery(pool, (e) => e.ok)
+  await resumed
   t.same(memberUrls(pool), urlsOf([ups[0], ups[1]]), 'the same keys after the restart')
   await etcd.put(PREFIX + 'c', { url: ups[2].url, id: 'c' })
   await until(() => pool.targets.length === 3, 10_000, 'the resumed watch to bring c')

@@ -60,8 +60,9 @@ test('an inline pool follows its provider; two providers in one pool add up, and
   consul.failWith = 500
   consul.setService('users', [])
   await nextDiscovery(pool, (e) => e.provider === 'consul' && !e.ok)
+  const read = nextDiscovery(pool, (e) => e.provider === 'file' && e.ok)
   await writeFile(path, JSON.stringify([ups[0].url]))
-  await nextDiscovery(pool, (e) => e.provider === 'file' && e.ok)
+  await read
   t.same(memberUrls(pool), urlsOf(ups), 'b stays: Consul still lists it in its last list')
   const client = new Client()
   t.teardown(async () => { await client.close() })

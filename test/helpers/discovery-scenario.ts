@@ -89,8 +89,9 @@ export async function membershipUnderLoad (
       shares(t, await load.run('a x3', 500), { a: 3, b: 1, c: 1 }, 0.05, 'after giving a weight 3')
     }
 
-    // b answers slowly from now on, so it has requests in flight when it starts draining.
-    b.delayMs = 25
+    // b answers slowly from now on: each loop then spends nearly all its time waiting on b, so b
+    // has requests in flight when it starts draining, however long the source takes to publish.
+    b.delayMs = 300
     b.mode = 'slow'
     const bTarget = pool.targets.find((x) => x.url === b.url)
     await until(() => (bTarget?.inFlight ?? 0) > 0, 5000, 'b to have requests in flight')
