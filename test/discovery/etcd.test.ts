@@ -1,5 +1,7 @@
 import { test } from 'tap'
 import type { FastifyRequest } from 'fastify'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { startUpstreams } from '../../example-gateway/demo-upstream'
 import type { EtcdDiscoveryOptions } from '../../lib/discovery/options'
 import type { Pool } from '../../lib/pool'
@@ -150,4 +152,32 @@ test('etcd: a key whose value is not a target is left out; bare URLs are targets
   await etcd.put(PREFIX + 'broken', { url: ups[1].url, weight: 4 })
   await until(() => pool.targets.length === 2, 10_000, 'the fixed key')
   t.equal(pool.targets.find((x) => x.url === ups[1].url)?.weight, 4)
+})
+
+test('etcd: a watch refused with an error status is retried, without an unhandled error', async (t) => {
+  const ups = await startUpstreams(['a'])
+  t.teardown(async () => { for (const u of ups) await u.stop() })
+  // An etcd gateway that reads fine but refuses watches, as a member that is still starting may.
+  let watches = 0
+  const server = createServer((req, res) => {
+    if (req.url === '/v3/watch') {
+      watches++
+      res.writeHead(503, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: 'etcdserver: not capable', code: 14 }).repeat(1000))
+      return
+    }
+    const value = Buffer.from(JSON.stringify({ url: ups[0].url })).toString('base64')
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ header: { revision: '7' }, kvs: [{ key: Buffer.from(PREFIX + 'a').toString('base64'), value }] }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const gw = await startGateway({ pools: { main: { discovery: { type: 'etcd', url, prefix: PREFIX, retryInterval: 10, maxRetryInterval: 20 } } } })
+  t.teardown(gw.close)
+  const pool = gw.app.lb.pool('main')
+  t.same(memberUrls(pool), urlsOf(ups), 'the range read counts')
+  t.match(await nextDiscovery(pool, (e) => !e.ok), { error: /watch answered 503/ })
+  await until(() => watches >= 3, 5000, 'retries')
+  t.same(memberUrls(pool), urlsOf(ups), 'the list stays')
 })
