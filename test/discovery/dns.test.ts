@@ -151,3 +151,23 @@ test('dns: a server that is down at startup does not hold the gateway; its recor
   await until(() => pool.targets.length === 1, 10_000, 'the records to arrive')
   t.same(memberUrls(pool), urlsOf(ups))
 })
+
+test('dns AAAA: IPv6 addresses become bracketed target URLs', async (t) => {
+  const dnsmasq = requireProgram(t, 'dnsmasq', 'dnsmasq')
+  if (dnsmasq === null) return
+  let upstream: DemoUpstream
+  try {
+    upstream = await new DemoUpstream('v6', '::1').start(0)
+  } catch (err) {
+    t.pass('skipped', { skip: `no IPv6 loopback here (${err instanceof Error ? err.message : String(err)})` })
+    return
+  }
+  t.teardown(async () => { await upstream.stop() })
+  const dns = await Dnsmasq.start(t, dnsmasq, { hosts: [['v6.test', '::1']] })
+  const gw = await startGateway({ pools: { main: { discovery: dnsDiscovery(dns.address, { name: 'v6.test', record: 'AAAA', port: upstream.port }) } } })
+  t.teardown(gw.close)
+  t.same(memberUrls(gw.app.lb.pool('main')), [`http://[::1]:${upstream.port}`])
+  const client = new Client()
+  t.teardown(async () => { await client.close() })
+  t.equal((await client.send(gw.url + '/x')).servedBy, 'v6', 'and they serve')
+})
