@@ -17,8 +17,8 @@ export const REASONS = Object.keys(REASON_INDEX) as FailureKind[]
 /** Values of `result` in `lb_affinity_total`. */
 export const AFFINITY_RESULTS = ['hit', 'miss', 'reassigned', 'rejected'] as const
 
-/** Values of `result` in `lb_retries_total`. */
-export const RETRY_RESULTS = ['attempted'] as const
+/** The `result` of `lb_retries_total`: every retry is counted when attempted (outcomes may get values of their own). */
+const RETRY_ATTEMPTED = 'attempted'
 
 /**
  * The counters of one target id in one pool. While a discovery update moves an
@@ -78,7 +78,7 @@ class PoolSeries {
     this.labels = { pool: name }
     this.affinity = affinityOf(pool)
     this.affinityLabels = AFFINITY_RESULTS.map((r) => ({ pool: name, result: r }))
-    this.retryLabels = { pool: name, result: 'attempted' }
+    this.retryLabels = { pool: name, result: RETRY_ATTEMPTED }
   }
 
   /** The series of the pool's current members, once per id, in id order. */
@@ -128,7 +128,7 @@ function codeClass (status: number): number {
 
 /**
  * The plugin's Prometheus metrics. Requests update plain counters owned by
- * this class (found through one Map lookup per try); prom-client reads them,
+ * this class (found through one WeakMap lookup per try); prom-client reads them,
  * and the live state of targets, only when scraped.
  */
 export class LbMetrics {
