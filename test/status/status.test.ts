@@ -156,6 +156,7 @@ test('a guard refuses /lb/status and /metrics without credentials and lets the r
     t.equal(none.headers['www-authenticate'], 'Bearer')
     t.notOk(none.text.includes('127.0.0.1'), 'the refusal shows nothing of the pools')
     t.equal((await o.client.send(o.gw.url + path, { headers: { authorization: 'Bearer wrong' } })).status, 401, `${path} with a wrong token`)
+    t.equal((await o.client.send(o.gw.url + path, { method: 'HEAD' })).status, 401, `HEAD ${path} without a token`)
     t.equal((await o.client.send(o.gw.url + path, { headers: { authorization: 'Bearer s3cret' } })).status, 200, `${path} with the token`)
   }
   t.equal((await o.client.send(o.gw.url + '/x')).servedBy, 'a', 'proxied routes are not guarded')
