@@ -1,9 +1,12 @@
 import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromOptions } from '@fastify/reply-from'
+import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync } from 'fastify'
 import { LbDispatcher } from './dispatcher'
 import { forward, kExchange, kPool } from './forward'
 import { LoadBalancer } from './load-balancer'
+import { addObservability } from './observability'
+import { Discovery } from './discovery/index'
 import { resolveOptions, type LbOptions, type PoolOptions } from './options'
 import type { LbTarget } from './target'
 
@@ -30,6 +33,21 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   fastify.decorateRequest(kPool, null)
   fastify.decorateRequest(kExchange, null)
 
+  // Health follows every pool, inline ones included; checks start when the gateway is ready and all stop on close.
+  lb.health.log = fastify.log
+  lb.eachPool((pool) => lb.health.attach(pool))
+  fastify.addHook('onReady', async () => { lb.health.start() })
+  fastify.addHook('onClose', async () => { lb.health.close() })
+
+  // Discovery providers feed their pools from when the gateway is ready (it waits for their first answer) until it closes.
+  const discovery = new Discovery(fastify.log)
+  lb.eachPool((pool) => discovery.attach(pool))
+  fastify.addHook('onReady', async () => { await discovery.start() })
+  fastify.addHook('onClose', async () => { await discovery.stop() })
+
+  // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
+  addObservability(fastify, lb, resolved)
+
   if (fastify.hasPlugin('@fastify/reply-from')) {
     fastify.log.debug('fastify-lb: using the reply-from the gateway registered; its TLS and client settings apply')
   } else {
@@ -42,6 +60,10 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
     })
   }
 
+  // Affinity sets cookies through @fastify/cookie; a gateway that registered it keeps its own settings. Ours
+  // parses nothing per request (affinity reads its one cookie from the header), so other routes pay nothing.
+  if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie, { hook: false })
+
   fastify.addHook('onRoute', (route) => lb.onRoute(route))
 }
 
@@ -52,13 +74,14 @@ export default fastifyLb
 export { fastifyLb, forward, LoadBalancer }
 export type { LbOptions, PoolOptions, RetryOptions, TargetInput, HashKeySource } from './options'
 export type { LbTarget, Target } from './target'
+export type { AffinityOptions } from './affinity-options'
+export type { AffinityCounts, AffinityResult } from './affinity'
 export type { Pool, MembershipChange, FailureKind, ResultListener } from './pool'
+export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } from './health/options'
+export type { HealthRegistry } from './health/registry'
+export type { CheckEvent, TransitionEvent } from './health/monitor'
 export type { AlgorithmName } from './balancers/index'
+export type { DiscoveryEvent, DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions } from './discovery/index'
+export type { MetricsOptions, StatusOptions, RouteGuard } from './observability-options'
+export type { StatusReport, PoolStatus, TargetStatus } from './status'
 export { InvalidOptionError, UnknownPoolError } from './errors'
-
-// Lets CommonJS users write require('fastify-lb') and still reach the named exports.
-module.exports = fastifyLb
-module.exports.default = fastifyLb
-module.exports.fastifyLb = fastifyLb
-module.exports.forward = forward
-module.exports.LoadBalancer = LoadBalancer

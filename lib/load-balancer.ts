@@ -1,9 +1,12 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
+import type { Registry, RegistryContentType } from 'prom-client'
+import { affinityOf } from './affinity'
 import { describeValue, invalidOption, UnknownPoolError } from './errors'
 import { exchangeOf, forward, kPool, sendNoTarget } from './forward'
 import { buildFromOptions } from './from-options'
 import { resolvePoolOptions, type ResolvedLbOptions } from './options'
 import { Pool } from './pool'
+import { HealthRegistry } from './health/registry'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 type AbortHook = (request: FastifyRequest, done: HookHandlerDoneFunction) => void
@@ -26,12 +29,17 @@ function abortHook (request: FastifyRequest, done: HookHandlerDoneFunction): voi
 export class LoadBalancer {
   /** The ready route handler that proxies to request.target with failover. */
   readonly forward = forward
+  /** Active checks shared by every pool, outlier detection and slow start; emits 'check' and 'transition'. */
+  readonly health: HealthRegistry
+  /** The registry holding the plugin's Prometheus metrics; null when the metrics option is false. */
+  metrics: Registry<RegistryContentType> | null = null
   private readonly pools = new Map<string, Pool>()
   private readonly inline = new WeakMap<object, Pool>()
   private readonly preHandlers = new WeakMap<Pool, PreHandler>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
 
   constructor (options: ResolvedLbOptions) {
+    this.health = new HealthRegistry(options.tls)
     for (const spec of options.pools.values()) this.addPool(new Pool(spec))
   }
 
@@ -92,8 +100,10 @@ export class LoadBalancer {
   private preHandlerOf (pool: Pool): PreHandler {
     let hook = this.preHandlers.get(pool)
     if (hook === undefined) {
+      const affinity = affinityOf(pool)
       hook = function pickTarget (request, reply, done) {
-        const target = pool.pick(request)
+        // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
+        const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)
         if (target === undefined) {
           sendNoTarget(reply, pool)
           return

@@ -2,6 +2,17 @@ import type { FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import { algorithms, type AlgorithmName } from './balancers/index'
 import { invalidOption } from './errors'
+import { resolveAffinity, type AffinityOptions, type ResolvedAffinity } from './affinity-options'
+import {
+  resolveHealthCheck, resolveOutlierDetection, resolvePanicThreshold, resolveSlowStart,
+  type HealthCheckOptions, type OutlierDetectionOptions, type ResolvedHealthCheck, type ResolvedOutlierDetection,
+  type ResolvedSlowStart, type SlowStartOptions
+} from './health/options'
+import {
+  resolveMetricsOptions, resolveStatusOptions,
+  type MetricsOptions, type ResolvedMetricsOptions, type ResolvedStatusOptions, type StatusOptions
+} from './observability-options'
+import { resolveDiscovery, type DiscoveryOptions, type ResolvedDiscovery } from './discovery/options'
 
 /** A target as configured: a URL, or a URL with a weight and an id. */
 export type TargetInput = string | { url: string, weight?: number, id?: string }
@@ -47,6 +58,18 @@ export interface PoolOptions {
   timeout?: number
   /** Retry policy; false turns retries of sent requests off (connect failures still fail over). */
   retry?: RetryOptions | false
+  /** Signed-cookie session affinity (default: none). See docs/affinity.md. */
+  affinity?: AffinityOptions
+  /** Active health checks (default: none). See docs/health.md. */
+  healthCheck?: HealthCheckOptions | false
+  /** Passive outlier detection from live traffic (default: none). See docs/health.md. */
+  outlierDetection?: OutlierDetectionOptions | false
+  /** Weight ramp for targets that join or recover (default: none). See docs/health.md. */
+  slowStart?: SlowStartOptions | false
+  /** Below this healthy share (0 to 1) the pool routes over all its targets (default 0: never). */
+  panicThreshold?: number
+  /** Providers whose target lists join `targets` and follow their source (default: none). See docs/discovery.md. */
+  discovery?: DiscoveryOptions | DiscoveryOptions[]
 }
 
 export interface LbOptions {
@@ -58,6 +81,10 @@ export interface LbOptions {
   tls?: { rejectUnauthorized?: boolean, ca?: string | Buffer | Array<string | Buffer>, servername?: string }
   /** Connections kept per upstream origin (default 128). */
   connections?: number
+  /** Prometheus metrics and their route; false turns them off (default: on, at /metrics). See docs/observability.md. */
+  metrics?: MetricsOptions | false
+  /** The status page, JSON or HTML; false turns it off (default: on, at /lb/status). See docs/observability.md. */
+  status?: StatusOptions | false
 }
 
 export interface ResolvedTarget {
@@ -87,12 +114,19 @@ export interface ResolvedPoolOptions {
   tableSize: number
   timeout: number
   retry: ResolvedRetry
+  affinity: ResolvedAffinity | null
+  healthCheck: ResolvedHealthCheck | null
+  outlierDetection: ResolvedOutlierDetection | null
+  slowStart: ResolvedSlowStart | null
+  panicThreshold: number
+  discovery: ResolvedDiscovery[]
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
 const HASHING: ReadonlySet<AlgorithmName> = new Set<AlgorithmName>(['consistent-hash', 'maglev'])
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
-const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'retry'])
+const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'retry', 'affinity',
+  'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery'])
 
 function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -157,7 +191,7 @@ export function resolveTarget (pool: string, field: string, input: unknown): Res
   return { id, url, origin: parsed.origin, basePath, weight }
 }
 
-function resolveTargets (pool: string, value: unknown): ResolvedTarget[] {
+export function resolveTargets (pool: string, value: unknown): ResolvedTarget[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) throw invalidOption(pool, 'targets', value, 'must be an array')
   const targets: ResolvedTarget[] = []
@@ -249,7 +283,13 @@ export function resolvePoolOptions (name: string, value: unknown): ResolvedPoolO
     pointsPerWeight: checkInteger(name, 'pointsPerWeight', value.pointsPerWeight ?? 160, 1, 10_000),
     tableSize,
     timeout: checkInteger(name, 'timeout', value.timeout ?? 30_000, 1, 3_600_000),
-    retry: resolveRetry(name, value.retry)
+    retry: resolveRetry(name, value.retry),
+    affinity: resolveAffinity(name, value.affinity),
+    healthCheck: resolveHealthCheck(name, value.healthCheck),
+    outlierDetection: resolveOutlierDetection(name, value.outlierDetection),
+    slowStart: resolveSlowStart(name, value.slowStart),
+    panicThreshold: resolvePanicThreshold(name, value.panicThreshold),
+    discovery: resolveDiscovery(name, value.discovery)
   }
 }
 
@@ -258,9 +298,11 @@ export interface ResolvedLbOptions {
   connectTimeout: number
   tls: { rejectUnauthorized: boolean, ca?: string | Buffer | Array<string | Buffer>, servername?: string }
   connections: number
+  metrics: ResolvedMetricsOptions | null
+  status: ResolvedStatusOptions | null
 }
 
-const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections'])
+const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections', 'metrics', 'status'])
 
 /** Validates the plugin options; pool errors name the pool, global ones the pseudo-pool "(plugin)". */
 export function resolveOptions (value: unknown): ResolvedLbOptions {
@@ -289,6 +331,8 @@ export function resolveOptions (value: unknown): ResolvedLbOptions {
       ca: tls.ca as ResolvedLbOptions['tls']['ca'],
       servername: typeof tls.servername === 'string' ? tls.servername : undefined
     },
-    connections: checkInteger(scope, 'connections', opts.connections ?? 128, 1, 100_000)
+    connections: checkInteger(scope, 'connections', opts.connections ?? 128, 1, 100_000),
+    metrics: resolveMetricsOptions(opts.metrics),
+    status: resolveStatusOptions(opts.status)
   }
 }
