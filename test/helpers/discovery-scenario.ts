@@ -93,8 +93,10 @@ export async function membershipUnderLoad (
     // has requests in flight when it starts draining, however long the source takes to publish.
     b.delayMs = 300
     b.mode = 'slow'
+    // Requests b took before the switch still answer fast: wait until the loops settled on the slow b.
+    await load.run('b slow', 20)
     const bTarget = pool.targets.find((x) => x.url === b.url)
-    await until(() => (bTarget?.inFlight ?? 0) > 0, 5000, 'b to have requests in flight')
+    await until(() => (bTarget?.inFlight ?? 0) >= 2, 5000, 'b to have requests in flight')
     let inFlightAtDrain = -1
     const onChange = (change: MembershipChange): void => {
       const leaving = change.updated.find((x) => x.url === b.url && x.draining)
