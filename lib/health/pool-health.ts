@@ -56,13 +56,15 @@ export class PoolHealth implements HealthWatcher {
   private readonly onChange = (change: MembershipChange): void => {
     if (change.added.length === 0 && change.removed.length === 0) return
     const check = this.pool.options.healthCheck
+    // A pool's first targets (a discovery source's first list) have no peers to be protected from.
+    const firstTargets = change.added.length === this.pool.targets.length
     this.pool.batch(() => {
       for (const target of change.added) {
         if (check !== null) {
           this.registry.watch(target, check, this)
           this.pool.refresh(target)
         }
-        this.slowStart?.begin(target)
+        if (!firstTargets) this.slowStart?.begin(target)
       }
       for (const target of change.removed) {
         if (check !== null) this.registry.unwatch(target, check)

@@ -1,6 +1,7 @@
 import { test } from 'tap'
 import { startUpstreams } from '../../example-gateway/demo-upstream'
 import { ejectionLimit, ejectionMs } from '../../lib/health/outlier'
+import type { Pool } from '../../lib/pool'
 import type { Target } from '../../lib/target'
 import { Client, count, refusedUrl, sequence, startGateway, until } from '../helpers/gateway'
 import { HealthLog, LogLines } from '../helpers/health'
@@ -16,7 +17,7 @@ test('maxEjectionPercent rounds down: 1 of 2 or 3 at 0.5, none of 3 below 1/3', 
 
 interface Ejection { id: string, ms: number }
 
-function recordEjections (pool: { on: (event: string, listener: (...args: never[]) => void) => unknown }): { ejections: Ejection[], returns: string[] } {
+function recordEjections (pool: Pool): { ejections: Ejection[], returns: string[] } {
   const ejections: Ejection[] = []
   const returns: string[] = []
   pool.on('eject', (target: Target, until: number) => { ejections.push({ id: target.id, ms: until - Date.now() }) })

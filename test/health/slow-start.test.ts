@@ -68,3 +68,14 @@ test('a target that turns healthy again starts slow', async (t) => {
   t.same(seen, [['unhealthy', 'unhealthy', 10], ['healthy', 'slow-start', 2]])
   t.equal(pool.get('b')!.effectiveWeight, 10, 'the other target is untouched')
 })
+
+test("a pool's first targets take their full weight; later ones ramp", async (t) => {
+  const ups = await startUpstreams(['a', 'b'])
+  const gw = await startGateway({ pools: { main: { algorithm: 'weighted-round-robin', targets: [], slowStart: { window: 60_000 } } } })
+  t.teardown(async () => { await gw.close(); for (const u of ups) await u.stop() })
+  const pool = gw.app.lb.pool('main')
+  const a = pool.add({ url: ups[0].url, id: 'a', weight: 2 })
+  t.same([a.effectiveWeight, a.state], [2, 'healthy'], 'nothing to protect it from')
+  const b = pool.add({ url: ups[1].url, id: 'b', weight: 2 })
+  t.same([b.effectiveWeight, b.state], [0.2, 'slow-start'])
+})
