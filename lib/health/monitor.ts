@@ -1,5 +1,5 @@
 import type { LastCheck, Target } from '../target'
-import { endpointOf, type CancelCheck, type CheckDone, type CheckEndpoint } from './endpoint'
+import { describeSocketError, endpointOf, type CancelCheck, type CheckDone, type CheckEndpoint } from './endpoint'
 import { httpCheck, type CheckTls } from './http-check'
 import type { ResolvedHealthCheck } from './options'
 import { tcpCheck } from './tcp-check'
@@ -102,9 +102,14 @@ export class Monitor {
       this.cancel = null
       if (!this.stopped) this.finish(error, performance.now() - started)
     }
-    this.cancel = this.check.type === 'tcp'
-      ? tcpCheck(this.endpoint, this.check.timeout, done)
-      : httpCheck(this.endpoint, this.check, this.tls, done)
+    try {
+      this.cancel = this.check.type === 'tcp'
+        ? tcpCheck(this.endpoint, this.check.timeout, done)
+        : httpCheck(this.endpoint, this.check, this.tls, done)
+    } catch (err) {
+      // A check that cannot even start (a socket option the platform refuses) fails; it must not end the timer chain.
+      done(describeSocketError(err))
+    }
   }
 
   private finish (error: string | undefined, durationMs: number): void {

@@ -4,6 +4,7 @@ import lb from '../../lib/index'
 import { DemoUpstream, startUpstreams } from '../../example-gateway/demo-upstream'
 import { Client, refusedUrl, sequence, startGateway, until } from '../helpers/gateway'
 import { HealthLog, LogLines } from '../helpers/health'
+import { nextDelay } from '../../lib/health/monitor'
 
 const FAST = { interval: 30, jitter: 0, timeout: 500 }
 
@@ -175,4 +176,26 @@ test('targets added at run time are checked; removed ones are no longer', async 
   await new Promise((resolve) => setTimeout(resolve, 150))
   t.equal(ups[1].healthHits, hits, 'no more checks reach it')
   t.equal(log.checks.length, seen)
+})
+
+test('intervals are drawn within interval x (1 +- jitter), less the time the last check took', async (t) => {
+  t.same([0, 0.5, 1].map((r) => nextDelay(1000, 0.1, 0, () => r)), [900, 1000, 1100])
+  t.equal(nextDelay(1000, 0.1, 300, () => 0.5), 700)
+  t.equal(nextDelay(1000, 0.1, 5000, () => 0.5), 0, 'a check slower than the interval is followed at once, never earlier')
+})
+
+test('a slow check never overlaps the next one', async (t) => {
+  const up = await new DemoUpstream('slow').start()
+  up.mode = 'hang'
+  const gw = await startGateway({ pools: { main: { targets: [{ url: up.url, id: 'slow' }], healthCheck: { path: '/probe', interval: 10, timeout: 60 } } } }, () => {})
+  t.teardown(async () => { await gw.close(); await up.stop() })
+  const log = new HealthLog(gw.app.lb.health, 'slow')
+  let most = 0
+  await until(() => {
+    // hits counts checks that reached the upstream; log.checks those that ended.
+    most = Math.max(most, up.hits - log.checks.length)
+    return log.checks.length >= 4
+  }, 5000, 'four timed-out checks')
+  t.equal(most, 1, 'at most one check in flight at a time')
+  t.same(log.checks.slice(0, 4).map((c) => c.error), ['timeout', 'timeout', 'timeout', 'timeout'])
 })
