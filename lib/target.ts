@@ -50,7 +50,7 @@ export class Target implements LbTarget {
   ewmaMs = DEFAULT_LATENCY_MS
   ewmaStamp = 0
 
-  /** Whether the pool may send new requests here (health, ejection, drain folded in). */
+  /** A switch of its own: false keeps the target out of picks whatever its health, ejection or drain state say. */
   eligible = true
   /** Draining: no new picks except sticky clients; leaves the pool when idle. */
   draining = false
