@@ -5,7 +5,7 @@ import { Client, startGateway, until } from '../helpers/gateway'
 test('in-flight counters return to 0 after clients abort mid-request', async (t) => {
   const ups = await startUpstreams(['slow', 'hang'])
   ups[0].mode = 'slow'
-  ups[0].delayMs = 400
+  ups[0].delayMs = 5000
   ups[1].mode = 'hang'
   const gw = await startGateway({
     pools: { main: { algorithm: 'round-robin', timeout: 60_000, targets: ups.map((u) => ({ url: u.url, id: u.id })) } }
@@ -14,14 +14,14 @@ test('in-flight counters return to 0 after clients abort mid-request', async (t)
   t.teardown(async () => { await client.close(); await gw.close(); for (const u of ups) await u.stop() })
   const pool = gw.app.lb.pool('main')
 
-  const aborted = await Promise.allSettled(Array.from({ length: 20 }, async () => {
-    const controller = new AbortController()
-    const pending = client.send(gw.url + '/x', { signal: controller.signal })
-    setTimeout(() => controller.abort(), 50)
-    return pending
-  }))
+  const controllers = Array.from({ length: 20 }, () => new AbortController())
+  const pending = Promise.allSettled(controllers.map(async (controller) => client.send(gw.url + '/x', { signal: controller.signal })))
+  // Abort only once every request is being handled upstream, so each abort lands mid-request.
+  await until(() => ups[0].hits + ups[1].hits === 20, 5000, 'all requests upstream')
+  t.equal(pool.inFlight, 20, 'twenty tries in flight')
+  for (const controller of controllers) controller.abort()
+  const aborted = await pending
   t.equal(aborted.filter((r) => r.status === 'rejected').length, 20, 'every client gave up')
-  t.ok(ups[0].hits + ups[1].hits >= 20, 'the requests had reached the upstreams')
   // The hanging upstream would hold its requests for a minute: the client's
   // disconnect must cancel the upstream request, not wait for the timeout.
   await until(() => pool.inFlight === 0, 3000, 'pool in-flight back to 0')
