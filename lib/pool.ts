@@ -5,7 +5,7 @@ import { algorithms } from './balancers/index'
 import type { Balancer, PickContext } from './balancers/balancer'
 import { invalidOption } from './errors'
 import { readHashKey } from './hash-key'
-import { resolveTarget, type ResolvedPoolOptions, type TargetInput } from './options'
+import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type TargetInput } from './options'
 import { Target } from './target'
 
 /** How a try ended, for passive health and metrics. */
@@ -44,6 +44,8 @@ export class Pool extends EventEmitter {
   activeRetries = 0
   /** Requests that found no eligible target. */
   noTarget = 0
+  /** Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
+  panic = false
   /** The reply-from options of this pool's tries, built once by the plugin. */
   fromOptions: FastifyReplyFromHooks = {}
 
@@ -209,8 +211,43 @@ export class Pool extends EventEmitter {
   }
 
   /**
+   * Makes the members match a full list (a discovery provider's): adds new
+   * targets, updates weights, drains those the list no longer holds and takes
+   * back draining ones it holds again, all in one rebuild. Targets that stay keep
+   * their state. The whole list is checked first: a bad entry throws
+   * FST_LB_INVALID_OPTION and changes nothing.
+   */
+  reconcile (list: readonly TargetInput[]): void {
+    const specs = resolveTargets(this.name, list)
+    this.batch(() => {
+      const listed = new Set<Target>()
+      for (const spec of specs) {
+        let target = this.byIdMap.get(spec.id)
+        if (target !== undefined && target.url !== spec.url) {
+          // The id now names another address: the old target drains while the new one takes the id.
+          this.drain(target.id).catch(() => {})
+          this.byIdMap.delete(target.id)
+          target = undefined
+        }
+        if (target === undefined) {
+          target = new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight)
+          this.insert(target)
+        } else {
+          if (target.draining) this.undrain(target)
+          if (target.weight !== spec.weight) this.setWeight(target.id, spec.weight)
+        }
+        listed.add(target)
+      }
+      for (const target of [...this.byIdMap.values()]) {
+        if (!listed.has(target) && !target.draining) this.drain(target.id).catch(() => {})
+      }
+    })
+  }
+
+  /**
    * Stops new picks of a target (sticky clients may still reach it), lets its
-   * in-flight requests finish, then removes it. Resolves when it has left.
+   * in-flight requests finish, then removes it. Resolves when it has left, or
+   * when reconcile() took it back.
    */
   drain (id: string): Promise<void> {
     const target = this.require(id, 'drain(id)')
@@ -257,9 +294,18 @@ export class Pool extends EventEmitter {
     if (!change.updated.includes(target)) change.updated.push(target)
   }
 
+  private undrain (target: Target): void {
+    target.draining = false
+    const waiting = this.drains.get(target) ?? []
+    this.drains.delete(target)
+    for (const resolve of waiting) resolve()
+    this.changed(target)
+  }
+
   private finishDrain (target: Target): void {
-    if (this.byIdMap.get(target.id) !== target) return
-    this.byIdMap.delete(target.id)
+    // Membership, not the id, says whether it is still here: reconcile() may have given its id to a new target.
+    if (!this.members.includes(target)) return
+    if (this.byIdMap.get(target.id) === target) this.byIdMap.delete(target.id)
     this.batch(() => {
       this.members = this.members.filter((t) => t !== target)
       this.pending().removed.push(target)
@@ -271,7 +317,16 @@ export class Pool extends EventEmitter {
 
   /** Whether new requests may be sent to target. */
   protected usable (target: Target): boolean {
-    return target.eligible && !target.draining
+    return target.eligible && target.healthy && target.ejectedUntil === 0 && !target.draining
+  }
+
+  /** Whether `usable` of the targets that are switched on and not draining fall below the panic threshold. */
+  private inPanic (usable: number): boolean {
+    const threshold = this.options.panicThreshold
+    if (threshold === 0) return false
+    let live = 0
+    for (const t of this.members) if (t.eligible && !t.draining) live++
+    return live > 0 && usable < threshold * live
   }
 
   private flush (): void {
@@ -279,10 +334,18 @@ export class Pool extends EventEmitter {
     if (change === null) return
     this.pendingChange = null
     this.members.sort(byId)
-    const eligible = this.members.filter((t) => this.usable(t))
+    let eligible = this.members.filter((t) => this.usable(t))
+    // Envoy's panic mode: with too few usable targets, spreading over all beats overloading the few.
+    const panic = this.inPanic(eligible.length)
+    if (panic) eligible = this.members.filter((t) => t.eligible && !t.draining)
     this.eligibleTargets = eligible
     this.balancer.update(eligible)
     this.fallback?.update(eligible)
+    // Before 'change': its listeners may rebuild again, and the last word must be the latest state.
+    if (panic !== this.panic) {
+      this.panic = panic
+      this.emit('panic', panic)
+    }
     if (change.added.length > 0 || change.removed.length > 0 || change.updated.length > 0) {
       this.emit('change', change satisfies MembershipChange)
     }
