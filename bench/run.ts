@@ -1,0 +1,158 @@
+/**
+ * npm run bench [-- --rounds 3 --seconds 5 --warmup 1 --connections 64 --only lb-round-robin,lb-everything]
+ *
+ * Starts three loopback upstreams (nginx, or Node when nginx is missing) and
+ * one child process per proxy, each pinned to CPU 0; wrk runs pinned to CPU 1.
+ * Every case is measured once per round, the rounds interleaved, and every
+ * figure is divided by the baseline's (a plain reply-from proxy) of the same
+ * round. Writes bench/results/latest.json and latest.md.
+ */
+import { cpus } from 'node:os'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { findProgram } from '../test/helpers/external'
+import { BASELINE, CASES, DIAGNOSTICS, type CaseInfo } from './cases'
+import { cpuMicros, loadAverage, pin, Processes } from './processes'
+import { startProxy } from './proxies'
+import { markdown, summarize, type Round } from './report'
+import { startUpstreams, type Upstreams } from './upstreams'
+import { runWrk } from './wrk'
+
+const PROXY_CPU = 0
+const LOAD_CPU = 1
+
+interface Settings { rounds: number, seconds: number, warmup: number, connections: number, only: string[] | null }
+
+function settings (argv: string[]): Settings {
+  const s: Settings = { rounds: 3, seconds: 5, warmup: 1, connections: 64, only: null }
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]]
+    if (value === undefined) throw new Error(`${flag} needs a value`)
+    if (flag === '--only') s.only = value.split(',')
+    else if (flag === '--rounds' || flag === '--seconds' || flag === '--warmup' || flag === '--connections') {
+      const n = Number(value)
+      if (!Number.isInteger(n) || n < (flag === '--warmup' ? 0 : 1)) throw new Error(`${flag} must be a positive integer, not ${value}`)
+      s[flag.slice(2) as 'rounds' | 'seconds' | 'warmup' | 'connections'] = n
+    } else throw new Error(`unknown option ${flag}`)
+  }
+  return s
+}
+
+interface Running extends CaseInfo {
+  url: string
+  /** The process whose CPU time counts: the proxy, or nginx for the direct case. */
+  pid: number
+  headers: string[]
+}
+
+/** One request through a proxy, to check it answers the upstream's body before it is measured. */
+async function probe (url: string): Promise<{ cookie: string | null }> {
+  const res = await fetch(url)
+  const body = await res.text()
+  if (res.status !== 200 || !body.startsWith('hello from upstream')) throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`)
+  const setCookie = res.headers.get('set-cookie')
+  return { cookie: setCookie === null ? null : setCookie.split(';')[0] }
+}
+
+function pad (text: string, n: number): string {
+  return text.length >= n ? text : text + ' '.repeat(n - text.length)
+}
+
+async function main (): Promise<void> {
+  const s = settings(process.argv.slice(2))
+  const wrk = findProgram('wrk')
+  if (wrk === null) throw new Error('wrk is not installed (Debian: apt-get install wrk)')
+  const pinning = cpus().length >= 2 && findProgram('taskset') !== null
+  if (!pinning) process.stderr.write('warning: fewer than 2 CPUs or no taskset: the proxy and wrk share CPUs, the figures mean little\n')
+  const proxyCpu = pinning ? PROXY_CPU : null
+  const loadCpu = pinning ? LOAD_CPU : null
+  const cases = [...CASES, ...DIAGNOSTICS].filter((c) => s.only === null ? CASES.includes(c) : c.name === BASELINE || s.only.includes(c.name))
+  const processes = new Processes()
+  const loadBefore = loadAverage()
+  let maxLoad = loadBefore[0]
+  let started: Upstreams | null = null
+  try {
+    const upstreams = started = await startUpstreams(processes, loadCpu)
+    process.stdout.write(`upstreams: ${upstreams.kind} on ${upstreams.urls.join(' ')}\n`)
+
+    // Started unpinned, so that compiling them uses both CPUs; pinned (every thread) once they listen.
+    const running: Running[] = await Promise.all(cases.map(async (info): Promise<Running> => {
+      if (info.direct === true) return { ...info, url: upstreams.urls[0] + '/', pid: upstreams.pid, headers: [] }
+      const { url, pid } = await startProxy(processes, info.name, upstreams.urls, proxyCpu)
+      return { ...info, url, pid, headers: [] }
+    }))
+    for (const r of running) {
+      const { cookie } = await probe(r.url)
+      if (r.sticky === true) {
+        if (cookie === null) throw new Error(`${r.name} set no affinity cookie`)
+        r.headers.push(`Cookie: ${cookie}`)
+      }
+    }
+
+    const measure = async (r: Running, seconds: number): Promise<{ wrk: Awaited<ReturnType<typeof runWrk>>, cpu: number | null }> => {
+      // The direct case puts nginx on the proxies' CPU: one server on one core, like each proxy.
+      if (r.direct === true && proxyCpu !== null) await pin(r.pid, proxyCpu)
+      try {
+        const before = cpuMicros(r.pid)
+        const result = await runWrk(processes, { wrk, url: r.url, seconds, connections: s.connections, cpu: loadCpu, headers: r.headers })
+        const after = cpuMicros(r.pid)
+        return { wrk: result, cpu: before === null || after === null ? null : (after - before) / result.requests }
+      } finally {
+        if (r.direct === true && loadCpu !== null) await pin(r.pid, loadCpu)
+      }
+    }
+
+    if (s.warmup > 0) {
+      process.stdout.write(`warming up every case for ${2 * s.warmup} s\n`)
+      for (const r of running) await measure(r, 2 * s.warmup)
+    }
+    const rounds = new Map<string, Round[]>(running.map((r) => [r.name, []]))
+    for (let round = 0; round < s.rounds; round++) {
+      // Each round starts at another case, so that no case always follows the same one.
+      const order = running.map((_r, i) => running[(i + round) % running.length])
+      for (const r of order) {
+        if (s.warmup > 0) await measure(r, s.warmup)
+        const { wrk: w, cpu } = await measure(r, s.seconds)
+        const load = loadAverage()[0]
+        maxLoad = Math.max(maxLoad, load)
+        rounds.get(r.name)?.push({ round, rps: w.rps, p50: w.p50, p99: w.p99, cpu, requests: w.requests, errors: w.errors, load })
+        process.stdout.write(`round ${round + 1}/${s.rounds}  ${pad(r.name, 26)} ${pad(w.rps.toFixed(0), 7)} req/s  p50 ${(w.p50 / 1000).toFixed(2)} ms  ` +
+          `p99 ${(w.p99 / 1000).toFixed(2)} ms  ${cpu === null ? '' : `${cpu.toFixed(1)} µs CPU/req`}  errors ${w.errors}  load ${load.toFixed(2)}\n`)
+      }
+    }
+
+    const baseline = rounds.get(BASELINE) ?? []
+    const results = running.map((r) => summarize({ name: r.name, label: r.label, direct: r.direct, sticky: r.sticky }, rounds.get(r.name) ?? [], baseline))
+    const loadAfter = loadAverage()
+    const report = {
+      date: new Date().toISOString(),
+      command: `npm run bench -- --rounds ${s.rounds} --seconds ${s.seconds} --warmup ${s.warmup} --connections ${s.connections}` + (s.only === null ? '' : ` --only ${s.only.join(',')}`),
+      machine: { node: process.version, cpu: cpus()[0]?.model ?? '?', cpus: cpus().length, pinned: pinning, proxyCpu, loadCpu },
+      upstreams: upstreams.kind,
+      loadGenerator: 'wrk, 1 thread',
+      settings: s,
+      load: { before: loadBefore, after: loadAfter, max1m: maxLoad },
+      results
+    }
+    const dir = join(__dirname, 'results')
+    await mkdir(dir, { recursive: true })
+    const table = markdown(results)
+    const header = `Run of ${report.date}: \`${report.command}\`, Node ${process.version}, ${report.machine.cpu} × ${report.machine.cpus}, ` +
+      `upstreams ${upstreams.kind}, wrk ${s.connections} connections. Load average (1 min) ${loadBefore[0].toFixed(2)} before, ` +
+      `at most ${maxLoad.toFixed(2)} during, ${loadAfter[0].toFixed(2)} after. Median of ${s.rounds} rounds, min–max in parentheses; ` +
+      'ratios are to the baseline of the same round.\n\n'
+    await writeFile(join(dir, 'latest.json.tmp'), JSON.stringify(report, null, 2) + '\n')
+    await rename(join(dir, 'latest.json.tmp'), join(dir, 'latest.json'))
+    await writeFile(join(dir, 'latest.md.tmp'), header + table)
+    await rename(join(dir, 'latest.md.tmp'), join(dir, 'latest.md'))
+    process.stdout.write('\n' + header + table + '\nwritten to bench/results/latest.json and bench/results/latest.md\n')
+  } finally {
+    await started?.stop()
+    await processes.stopAll()
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exitCode = 1
+})
