@@ -41,6 +41,14 @@ export function sendError (reply: FastifyReply, statusCode: 502 | 503 | 504, cod
   })
 }
 
+function timedOut (pool: Pool): string {
+  return `Upstream of pool "${pool.name}" timed out`
+}
+
+function noAnswer (pool: Pool): string {
+  return `No upstream of pool "${pool.name}" could answer`
+}
+
 export function sendNoTarget (reply: FastifyReply, pool: Pool): void {
   pool.noTarget++
   sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool.name}" is available`)
@@ -103,8 +111,21 @@ export class Exchange {
   readonly tried: Target[] = []
   retries = 0
   current: Try | null = null
+  /** The upstream answer being passed on to the client. */
+  private answer: UpstreamResponse | null = null
 
-  constructor (readonly pool: Pool, readonly request: LbRequest, readonly reply: FastifyReply, readonly source: string) {}
+  /**
+   * `source` is the path that reply-from resolves below the target's base path;
+   * `query` (without '?') goes upstream as it came, so that reply-from's checks
+   * of paths never judge (or fail to decode) a query string.
+   */
+  constructor (
+    readonly pool: Pool,
+    readonly request: LbRequest,
+    readonly reply: FastifyReply,
+    readonly source: string,
+    readonly query: string
+  ) {}
 
   send (target: Target, budgeted: boolean): void {
     const attempt = new Try(this, target, budgeted)
@@ -163,16 +184,47 @@ export class Exchange {
       }
     }
     if (failure === 'timeout') {
-      sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', `Upstream of pool "${this.pool.name}" timed out`)
+      sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', timedOut(this.pool))
     } else {
-      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `No upstream of pool "${this.pool.name}" could answer`)
+      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', noAnswer(this.pool))
     }
+  }
+
+  /**
+   * The answer's body failed before a byte of it reached the client (the
+   * connection was cut right after the headers, or the body timed out). Fastify
+   * hands this error to the route's error handler next, so it is made to read as
+   * the gateway's own 502 or 504, without the upstream's headers or words. Once
+   * the answer has begun, Fastify cuts the client's connection instead: the only
+   * honest signal left.
+   */
+  private readonly onBodyError = (err: Error & { statusCode?: number, code?: string }): void => {
+    const answer = this.answer
+    const raw = this.reply.raw
+    if (answer === null || raw.headersSent) return
+    for (const name of Object.keys(answer.headers)) {
+      raw.removeHeader(name)
+      this.reply.removeHeader(name)
+    }
+    const timeout = err.code === 'UND_ERR_BODY_TIMEOUT'
+    err.statusCode = timeout ? 504 : 502
+    err.code = timeout ? 'FST_LB_GATEWAY_TIMEOUT' : 'FST_LB_BAD_GATEWAY'
+    err.message = timeout ? timedOut(this.pool) : noAnswer(this.pool)
   }
 
   onResponse (res: UpstreamResponse): void {
     const attempt = this.current
     if (attempt === null) return
     const status = res.statusCode
+    if (!(status >= 100 && status <= 599)) {
+      // A status no HTTP client may be sent (reply-from reported it to onError first, which let it through):
+      // an invalid answer, failed like a broken connection, without the headers reply-from already copied.
+      for (const name of Object.keys(res.headers)) this.reply.removeHeader(name)
+      res.stream.destroy()
+      attempt.failed('reset')
+      this.onError()
+      return
+    }
     this.pool.record(attempt.target, status, null, performance.now() - attempt.started)
     if (this.pool.options.retry.statuses.has(status) && this.mayRetrySent()) {
       const next = this.another()
@@ -190,6 +242,8 @@ export class Exchange {
     // Answered after failover: an affinity cookie follows the client to the target that answered.
     if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.request, this.reply, this.tried[0], attempt.target)
     res.stream.once('close', attempt.release)
+    this.answer = res
+    res.stream.once('error', this.onBodyError)
     this.reply.send(res.stream)
   }
 
@@ -227,7 +281,12 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
     sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
     return reply
   }
-  const exchange = new Exchange(pool, lbRequest, reply, upstreamPath(request.raw.url ?? '/'))
+  const url = upstreamPath(request.raw.url ?? '/')
+  const q = url.indexOf('?')
+  let path = q === -1 ? url : url.slice(0, q)
+  // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
+  if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
+  const exchange = new Exchange(pool, lbRequest, reply, path, q === -1 ? '' : url.slice(q + 1))
   lbRequest[kExchange] = exchange
   exchange.send(target as Target, false)
   return reply

@@ -47,8 +47,13 @@ export function buildFromOptions (timeout: number): FastifyReplyFromHooks {
       // Only the exchange's current try decides the origin; nothing in the request can.
       return exchangeOf(request)?.current?.target.origin ?? 'http://invalid.invalid'
     },
-    onError (reply) {
+    onError (reply, { error }) {
+      // reply-from reports an answer with an invalid status here and then hands it to onResponse anyway: handled there, once.
+      if ((error as { code?: unknown }).code === 'FST_REPLY_FROM_BAD_GATEWAY') return
       exchangeOf(reply.request)?.onError()
+    },
+    queryString (_search, _url, request) {
+      return exchangeOf(request)?.query ?? ''
     },
     onResponse (request, _reply, res) {
       // reply-from types `res` as a server response; at run time it is { statusCode, headers, stream }.
