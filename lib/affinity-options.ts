@@ -1,5 +1,6 @@
 import { createHash, createSecretKey, type KeyObject } from 'node:crypto'
 import { invalidOption } from './errors'
+import { checkRecord } from './validate'
 
 /** Cookie-based session affinity of a pool (pool option `affinity`). */
 export interface AffinityOptions {
@@ -96,13 +97,7 @@ function checkPattern (pool: string, field: string, value: unknown, pattern: Reg
 /** Validates a pool's `affinity` option; null when the pool has none. Throws FST_LB_INVALID_OPTION. */
 export function resolveAffinity (pool: string, value: unknown): ResolvedAffinity | null {
   if (value === undefined || value === false) return null
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidOption(pool, 'affinity', value, 'must be an object with at least { secret }')
-  }
-  const spec = value as Record<string, unknown>
-  for (const key of Object.keys(spec)) {
-    if (!KEYS.has(key)) throw invalidOption(pool, `affinity.${key}`, spec[key], 'is not an affinity option')
-  }
+  const spec = checkRecord(pool, 'affinity', value, KEYS, 'affinity', 'must be an object with at least { secret }')
   const maxAge = spec.maxAge ?? 0
   if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > MAX_AGE_LIMIT) {
     throw invalidOption(pool, 'affinity.maxAge', maxAge, `must be a whole number of seconds from 0 (a browser-session cookie) to ${MAX_AGE_LIMIT}`)

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { Registry, type RegistryContentType } from 'prom-client'
 import { invalidOption } from './errors'
+import { checkRecord } from './validate'
 
 /**
  * An `onRequest` hook that guards an observability route, e.g. by checking a
@@ -67,17 +68,6 @@ const METRICS_KEYS = new Set(['path', 'registry', 'prefix', 'buckets', 'onReques
 const STATUS_KEYS = new Set(['path', 'hideUrls', 'refreshSeconds', 'onRequest'])
 const PREFIX_PATTERN = /^([A-Za-z_:][A-Za-z0-9_:]*)?$/
 
-function checkObject (field: string, value: unknown, keys: ReadonlySet<string>): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidOption(SCOPE, field, value, 'must be an object or false')
-  }
-  const spec = value as Record<string, unknown>
-  for (const key of Object.keys(spec)) {
-    if (!keys.has(key)) throw invalidOption(SCOPE, `${field}.${key}`, spec[key], `is not a ${field} option`)
-  }
-  return spec
-}
-
 function checkPath (field: string, value: unknown): string {
   if (typeof value !== 'string' || !value.startsWith('/') || /[\s?#]/.test(value)) {
     throw invalidOption(SCOPE, field, value, 'must be a route path starting with "/", without spaces, query or fragment')
@@ -122,7 +112,7 @@ function checkBuckets (value: unknown): readonly number[] {
 /** Validates the `metrics` plugin option; null when metrics are turned off. */
 export function resolveMetricsOptions (value: unknown): ResolvedMetricsOptions | null {
   if (value === false) return null
-  const spec = checkObject('metrics', value ?? {}, METRICS_KEYS)
+  const spec = checkRecord(SCOPE, 'metrics', value ?? {}, METRICS_KEYS, 'metrics', 'must be an object or false')
   const registry = spec.registry ?? new Registry()
   if (!isRegistry(registry)) throw invalidOption(SCOPE, 'metrics.registry', registry, 'must be a prom-client Registry')
   const prefix = spec.prefix ?? 'lb_'
@@ -141,7 +131,7 @@ export function resolveMetricsOptions (value: unknown): ResolvedMetricsOptions |
 /** Validates the `status` plugin option; null when the status route is turned off. */
 export function resolveStatusOptions (value: unknown): ResolvedStatusOptions | null {
   if (value === false) return null
-  const spec = checkObject('status', value ?? {}, STATUS_KEYS)
+  const spec = checkRecord(SCOPE, 'status', value ?? {}, STATUS_KEYS, 'status', 'must be an object or false')
   const hideUrls = spec.hideUrls ?? false
   if (typeof hideUrls !== 'boolean') throw invalidOption(SCOPE, 'status.hideUrls', hideUrls, 'must be a boolean')
   const refreshSeconds = spec.refreshSeconds ?? 5

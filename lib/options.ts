@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import { algorithms, type AlgorithmName } from './balancers/index'
 import { invalidOption } from './errors'
+import { checkInteger, checkNumber, checkRecord, isRecord } from './validate'
 import { resolveAffinity, type AffinityOptions, type ResolvedAffinity } from './affinity-options'
 import {
   resolveHealthCheck, resolveOutlierDetection, resolvePanicThreshold, resolveSlowStart,
@@ -128,24 +129,6 @@ const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery'])
 
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-export function checkInteger (pool: string, field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidOption(pool, field, value, `must be an integer from ${min} to ${max}`)
-  }
-  return value
-}
-
-export function checkNumber (pool: string, field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw invalidOption(pool, field, value, `must be a number from ${min} to ${max}`)
-  }
-  return value
-}
-
 function checkAlgorithm (pool: string, field: string, value: unknown): AlgorithmName {
   if (typeof value !== 'string' || !Object.hasOwn(algorithms, value)) {
     throw invalidOption(pool, field, value, `must be one of ${Object.keys(algorithms).join(', ')}`)
@@ -225,17 +208,13 @@ function resolveHashKey (pool: string, value: unknown): HashKeySource {
   throw invalidOption(pool, 'hashKey', value, "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
 }
 
+const RETRY_KEYS = new Set(['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetryConcurrency'])
 const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
 
 function resolveRetry (pool: string, value: unknown): ResolvedRetry {
   const off = value === false
-  const spec = value === undefined || off ? {} : value
-  if (!isRecord(spec)) throw invalidOption(pool, 'retry', value, 'must be an object or false')
-  for (const key of Object.keys(spec)) {
-    if (!['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetryConcurrency'].includes(key)) {
-      throw invalidOption(pool, `retry.${key}`, spec[key], 'is not a retry option')
-    }
-  }
+  const spec = (value === undefined || off ? {} : value) as Record<string, unknown>
+  checkRecord(pool, 'retry', spec, RETRY_KEYS, 'retry', 'must be an object or false')
   const attempts = off ? 0 : checkInteger(pool, 'retry.attempts', spec.attempts ?? 2, 0, 10)
   const statuses = spec.statuses ?? [502, 503, 504]
   if (!Array.isArray(statuses)) throw invalidOption(pool, 'retry.statuses', statuses, 'must be an array of HTTP statuses')
@@ -261,11 +240,8 @@ function isPrime (n: number): boolean {
 }
 
 /** Validates one pool's options and fills in the defaults. Throws FST_LB_INVALID_OPTION. */
-export function resolvePoolOptions (name: string, value: unknown): ResolvedPoolOptions {
-  if (!isRecord(value)) throw invalidOption(name, '(pool)', value, 'must be an object of pool options')
-  for (const key of Object.keys(value)) {
-    if (!POOL_KEYS.has(key)) throw invalidOption(name, key, value[key], 'is not a pool option')
-  }
+export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolOptions {
+  const value = checkRecord(name, '(pool)', input, POOL_KEYS, 'pool', 'must be an object of pool options')
   const algorithm = checkAlgorithm(name, 'algorithm', value.algorithm ?? DEFAULT_ALGORITHM)
   const hashFallback = checkAlgorithm(name, 'hashFallback', value.hashFallback ?? 'round-robin')
   if (HASHING.has(hashFallback)) throw invalidOption(name, 'hashFallback', hashFallback, 'must not itself need a hash key')
@@ -306,12 +282,8 @@ const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections', 'metr
 
 /** Validates the plugin options; pool errors name the pool, global ones the pseudo-pool "(plugin)". */
 export function resolveOptions (value: unknown): ResolvedLbOptions {
-  const opts = value ?? {}
   const scope = '(plugin)'
-  if (!isRecord(opts)) throw invalidOption(scope, '(options)', value, 'must be an object')
-  for (const key of Object.keys(opts)) {
-    if (!TOP_KEYS.has(key)) throw invalidOption(scope, key, opts[key], 'is not a plugin option')
-  }
+  const opts = checkRecord(scope, '(options)', value ?? {}, TOP_KEYS, 'plugin')
   const pools = new Map<string, ResolvedPoolOptions>()
   const rawPools = opts.pools ?? {}
   if (!isRecord(rawPools)) throw invalidOption(scope, 'pools', rawPools, 'must be an object of named pools')

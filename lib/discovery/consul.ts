@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { resolveTarget, type ResolvedTarget } from '../options'
-import { isRecord, registryAgent, requestJson } from './http'
+import { registryAgent, requestJson } from './http'
+import { isRecord } from '../validate'
 import type { ResolvedConsulDiscovery } from './options'
 import { RefreshingProvider } from './base'
 import { messageOf } from './provider'

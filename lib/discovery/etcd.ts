@@ -1,6 +1,7 @@
 import { request } from 'undici'
 import { resolveTarget, type ResolvedTarget } from '../options'
-import { isRecord, registryAgent, requestJson } from './http'
+import { registryAgent, requestJson } from './http'
+import { isRecord } from '../validate'
 import type { ResolvedEtcdDiscovery } from './options'
 import { RefreshingProvider } from './base'
 import { messageOf } from './provider'

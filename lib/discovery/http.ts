@@ -45,7 +45,3 @@ export async function requestJson (
     throw new Error('answered with a body that is not JSON')
   }
 }
-
-export function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}

@@ -1,6 +1,6 @@
 import { Resolver } from 'node:dns/promises'
 import { invalidOption } from '../errors'
-import { checkInteger } from '../options'
+import { checkInteger } from '../validate'
 
 /** What a DNS or Consul provider does with an answer that lists no target. */
 export type OnEmpty = 'keep' | 'remove'

@@ -1,5 +1,5 @@
 import { invalidOption } from '../errors'
-import { checkInteger, checkNumber } from '../options'
+import { checkInteger, checkNumber, checkRecord } from '../validate'
 
 /** An expected status, or an inclusive range of them such as [200, 399]. */
 export type StatusMatch = number | [number, number]
@@ -90,17 +90,6 @@ export interface ResolvedSlowStart {
   minWeight: number
 }
 
-function record (pool: string, field: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidOption(pool, field, value, 'must be an object')
-  }
-  const spec = value as Record<string, unknown>
-  for (const key of Object.keys(spec)) {
-    if (!keys.includes(key)) throw invalidOption(pool, `${field}.${key}`, spec[key], `is not a ${field} option`)
-  }
-  return spec
-}
-
 function oneOf<T extends string> (pool: string, field: string, value: unknown, allowed: readonly T[]): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     throw invalidOption(pool, field, value, `must be one of ${allowed.join(', ')}`)
@@ -131,13 +120,13 @@ function resolveBody (pool: string, value: unknown): string | RegExp | null {
   throw invalidOption(pool, 'healthCheck.body', value, 'must be a non-empty string or a RegExp')
 }
 
-const CHECK_KEYS = ['type', 'path', 'method', 'expectedStatuses', 'body', 'host', 'port', 'timeout', 'interval', 'jitter', 'healthyThreshold', 'unhealthyThreshold', 'initialState']
+const CHECK_KEYS = new Set(['type', 'path', 'method', 'expectedStatuses', 'body', 'host', 'port', 'timeout', 'interval', 'jitter', 'healthyThreshold', 'unhealthyThreshold', 'initialState'])
 const HTTP_ONLY = ['path', 'method', 'expectedStatuses', 'body', 'host']
 
 /** Validates `healthCheck`; null when active checks are off (the default). */
 export function resolveHealthCheck (pool: string, value: unknown): ResolvedHealthCheck | null {
   if (value === undefined || value === false) return null
-  const spec = record(pool, 'healthCheck', value, CHECK_KEYS)
+  const spec = checkRecord(pool, 'healthCheck', value, CHECK_KEYS)
   const type = oneOf(pool, 'healthCheck.type', spec.type ?? 'http', ['http', 'tcp'] as const)
   if (type === 'tcp') {
     for (const key of HTTP_ONLY) {
@@ -173,13 +162,14 @@ export function resolveHealthCheck (pool: string, value: unknown): ResolvedHealt
   return { ...resolved, key }
 }
 
-const OUTLIER_KEYS = ['consecutiveFailures', 'failOn', 'baseEjectionTime', 'maxEjectionTime', 'maxEjectionPercent', 'unejectOnActiveCheck']
+const OUTLIER_KEYS = new Set(['consecutiveFailures', 'failOn', 'baseEjectionTime', 'maxEjectionTime', 'maxEjectionPercent', 'unejectOnActiveCheck'])
+const SLOW_START_KEYS = new Set(['window', 'minWeight'])
 const FAILURES: readonly OutlierFailure[] = ['connect', 'timeout', 'reset', '5xx']
 
 /** Validates `outlierDetection`; null when it is off (the default). */
 export function resolveOutlierDetection (pool: string, value: unknown): ResolvedOutlierDetection | null {
   if (value === undefined || value === false) return null
-  const spec = record(pool, 'outlierDetection', value, OUTLIER_KEYS)
+  const spec = checkRecord(pool, 'outlierDetection', value, OUTLIER_KEYS)
   const failOn = spec.failOn ?? FAILURES
   if (!Array.isArray(failOn)) throw invalidOption(pool, 'outlierDetection.failOn', failOn, `must be an array of ${FAILURES.join(', ')}`)
   failOn.forEach((f, i) => oneOf(pool, `outlierDetection.failOn[${i}]`, f, FAILURES))
@@ -200,7 +190,7 @@ export function resolveOutlierDetection (pool: string, value: unknown): Resolved
 /** Validates `slowStart`; null when it is off (the default). */
 export function resolveSlowStart (pool: string, value: unknown): ResolvedSlowStart | null {
   if (value === undefined || value === false) return null
-  const spec = record(pool, 'slowStart', value, ['window', 'minWeight'])
+  const spec = checkRecord(pool, 'slowStart', value, SLOW_START_KEYS)
   return {
     window: checkInteger(pool, 'slowStart.window', spec.window, 1, 3_600_000),
     minWeight: checkNumber(pool, 'slowStart.minWeight', spec.minWeight ?? 0.1, 0.01, 1)

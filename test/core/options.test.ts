@@ -1,23 +1,9 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import lb from '../../lib/index'
-import type { LbOptions } from '../../lib/options'
+import { startupError } from '../helpers/startup'
 
 const good = 'http://127.0.0.1:9001'
-
-async function startupError (options: unknown, route?: unknown): Promise<Error & { code?: string }> {
-  const app = Fastify()
-  try {
-    await app.register(lb, options as LbOptions)
-    if (route !== undefined) app.get('/r', { config: { upstream: route as string } }, async () => 'x')
-    await app.ready()
-  } catch (err) {
-    return err as Error & { code?: string }
-  } finally {
-    await app.close().catch(() => {})
-  }
-  throw new Error('startup did not fail')
-}
 
 const cases: Array<[string, unknown, RegExp]> = [
   ['a bad URL', { pools: { users: { targets: ['not a url'] } } }, /pool "users": targets\[0\]\.url = "not a url"/],
