@@ -1,4 +1,6 @@
 import { Agent, type Dispatcher } from 'undici'
+import type { FastifyReply } from 'fastify'
+import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import type { FailureKind } from './pool'
 
 /**
@@ -21,10 +23,11 @@ export interface TrySignal {
  */
 let sending: TrySignal | null = null
 
-export function sendWith<T> (signal: TrySignal, send: () => T): T {
+/** Proxies with reply.from(source, options), `signal` being the try it sends. */
+export function sendWith (signal: TrySignal, reply: FastifyReply, source: string, options: FastifyReplyFromHooks): void {
   sending = signal
   try {
-    return send()
+    reply.from(source, options)
   } finally {
     sending = null
   }

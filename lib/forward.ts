@@ -133,7 +133,7 @@ export class Exchange {
     this.tried.push(target)
     this.request.target = target
     try {
-      sendWith(attempt, () => this.reply.from(target.basePath + this.source, this.pool.fromOptions))
+      sendWith(attempt, this.reply, target.basePath + this.source, this.pool.fromOptions)
     } catch (err) {
       // reply-from refuses some paths synchronously (e.g. traversal): nothing was sent.
       attempt.release()
@@ -241,9 +241,10 @@ export class Exchange {
     }
     // Answered after failover: an affinity cookie follows the client to the target that answered.
     if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.request, this.reply, this.tried[0], attempt.target)
-    res.stream.once('close', attempt.release)
+    // A stream emits 'close' and 'error' once at most: on() spares the wrapper once() allocates per request.
+    res.stream.on('close', attempt.release)
     this.answer = res
-    res.stream.once('error', this.onBodyError)
+    res.stream.on('error', this.onBodyError)
     this.reply.send(res.stream)
   }
 

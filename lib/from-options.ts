@@ -17,19 +17,24 @@ export function dropHopByHop<T extends object> (headers: T): T {
   const h = headers as ResponseHeaders
   const listed = h.connection
   if (typeof listed === 'string') {
-    for (const name of listed.split(',')) {
-      const key = name.trim().toLowerCase()
-      if (key !== '') delete h[key]
-    }
+    // Nearly every answer lists one token (keep-alive or close): no split for those.
+    if (!listed.includes(',')) dropListed(h, listed)
+    else for (const name of listed.split(',')) dropListed(h, name)
   }
-  delete h.connection
-  delete h['keep-alive']
-  delete h['proxy-connection']
-  delete h['transfer-encoding']
-  delete h.upgrade
-  delete h.trailer
-  delete h.te
+  // Runs on every answer: a delete of an absent header still costs a runtime call, a lookup does not.
+  if ('connection' in h) delete h.connection
+  if ('keep-alive' in h) delete h['keep-alive']
+  if ('proxy-connection' in h) delete h['proxy-connection']
+  if ('transfer-encoding' in h) delete h['transfer-encoding']
+  if ('upgrade' in h) delete h.upgrade
+  if ('trailer' in h) delete h.trailer
+  if ('te' in h) delete h.te
   return headers
+}
+
+function dropListed (h: ResponseHeaders, name: string): void {
+  const key = name.trim().toLowerCase()
+  if (key !== '' && key in h) delete h[key]
 }
 
 /**
