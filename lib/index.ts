@@ -6,6 +6,7 @@ import { LbDispatcher } from './dispatcher'
 import { forward, kExchange, kPool } from './forward'
 import { LoadBalancer } from './load-balancer'
 import { addObservability } from './observability'
+import { closeIdleWhileClosing } from './close-idle'
 import { Discovery } from './discovery/index'
 import { resolveOptions, type LbOptions, type PoolOptions } from './options'
 import type { LbTarget } from './target'
@@ -44,6 +45,9 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   lb.eachPool((pool) => discovery.attach(pool))
   fastify.addHook('onReady', async () => { await discovery.start() })
   fastify.addHook('onClose', async () => { await discovery.stop() })
+
+  // Requests in flight when app.close() is called finish, and then their keep-alive connections close too.
+  closeIdleWhileClosing(fastify)
 
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
   addObservability(fastify, lb, resolved)
