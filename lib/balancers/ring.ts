@@ -5,6 +5,13 @@ import { sortById } from './common'
 import { OwnerTable } from './owner-table'
 
 export const DEFAULT_POINTS_PER_WEIGHT = 160
+/**
+ * About the most points a ring holds (8 MB of them): 10,000 targets of weight 1
+ * at the default 160 points fit whole. Weights up to 1,000,000 are valid, and a
+ * ring holding pointsPerWeight points for each unit of them would fill gigabytes
+ * and take seconds to build; above this, every target's count is scaled down alike.
+ */
+export const MAX_RING_POINTS = 2 ** 21
 
 /** Where a request's hash key comes from. */
 export type KeyOf = (ctx: PickContext) => string | undefined
@@ -73,9 +80,13 @@ class HashRing implements Balancer {
 
   update (targets: readonly Target[]): void {
     const sorted = sortById(targets)
+    let wanted = 0
+    for (const t of sorted) wanted += this.pointsPerWeight * t.effectiveWeight
+    // Beyond the cap a weight change moves keys of every target, not only of the one that changed.
+    const scale = wanted > MAX_RING_POINTS ? MAX_RING_POINTS / wanted : 1
     let total = 0
     const counts = sorted.map((t) => {
-      const count = Math.max(1, Math.round(this.pointsPerWeight * t.effectiveWeight))
+      const count = Math.max(1, Math.round(this.pointsPerWeight * t.effectiveWeight * scale))
       total += count
       return count
     })
