@@ -46,3 +46,23 @@ test('oversized bodies and headers: Fastify\'s limits apply, nothing reaches the
   await assertIdle(t, pool, 'after oversized requests')
   t.equal(pool.get('a')!.failures, 0, 'a client\'s oversized request is never held against the upstream')
 })
+
+test('binary bodies with a catch-all parser (the recipe in docs/reliability.md): proxied whole, limited, replayable', async (t) => {
+  const ups = [await new DemoUpstream('a').start(), await new DemoUpstream('b').start()]
+  ups[0].status = 503
+  const gw = await startGateway({ pools: { main: { algorithm: 'round-robin', targets: ups.map((u) => ({ url: u.url, id: u.id })) } } }, (app) => {
+    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 4096 }, (_request, body, done) => { done(null, body) })
+    app.all('/*', { config: { upstream: 'main' } }, app.lb.forward)
+  })
+  const client = new Client()
+  t.teardown(async () => { await client.close(); await gw.close(); for (const u of ups) await u.stop() })
+  const payload = 'bytes:' + 'b'.repeat(4000)
+  // PUT is idempotent and a buffered body can be sent again: the 503 of the first target is retried on the second.
+  const res = await client.send(gw.url + '/blob', { method: 'PUT', body: payload, headers: { 'content-type': 'application/octet-stream' } })
+  t.equal(res.status, 200)
+  t.equal(res.servedBy, 'b')
+  t.equal((JSON.parse(res.text) as { body: string }).body, payload, 'the body reached the second target whole')
+  const big = await client.send(gw.url + '/blob', { method: 'PUT', body: 'b'.repeat(5000), headers: { 'content-type': 'application/octet-stream' } })
+  t.equal(big.status, 413)
+  await assertIdle(t, gw.app.lb.pool('main'), 'after binary bodies')
+})
