@@ -28,7 +28,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE'])
  * than that burst in a pool of four, so the run retries more by default
  * (docs/reliability.md). SOAK_RETRY='{}' runs with the plugin's defaults.
  */
-const RETRY = JSON.parse(process.env.SOAK_RETRY ?? '{"budgetPercent":0.5,"minRetryConcurrency":10}') as Record<string, number>
+const RETRY = JSON.parse(process.env.SOAK_RETRY ?? '{}') as Record<string, number>
 
 /** A small seeded generator (mulberry32), so that a seed replays the same chaos and the same mix. */
 function seeded (seed: number): () => number {

@@ -146,12 +146,10 @@ export class Exchange {
     return !(this.request.body instanceof Stream)
   }
 
+  /** Whether this request may be sent again after it reached an upstream (the budget is asked separately). */
   private mayRetrySent (): boolean {
-    const pool = this.pool
-    const retry = pool.options.retry
-    if (this.retries >= retry.attempts || !retry.methods.has(this.request.method) || !this.replayable()) return false
-    const allowed = Math.max(retry.minRetryConcurrency, retry.budgetPercent * pool.inFlight)
-    return pool.activeRetries < allowed
+    const retry = this.pool.options.retry
+    return this.retries < retry.attempts && retry.methods.has(this.request.method) && this.replayable()
   }
 
   /** The target of the next try; none for a client that strict affinity pins to the one that failed. */
@@ -176,7 +174,8 @@ export class Exchange {
     const connectOnly = failure === 'connect'
     if (connectOnly ? this.replayable() : this.mayRetrySent()) {
       const next = this.another()
-      if (next !== undefined) {
+      // The budget is asked last, so a retry with nowhere to go spends nothing.
+      if (next !== undefined && (connectOnly || this.pool.retryBudget.withdraw())) {
         if (!connectOnly) this.retries++
         this.pool.emit('retry', next, failure)
         this.send(next, !connectOnly)
@@ -228,7 +227,7 @@ export class Exchange {
     this.pool.record(attempt.target, status, null, performance.now() - attempt.started)
     if (this.pool.options.retry.statuses.has(status) && this.mayRetrySent()) {
       const next = this.another()
-      if (next !== undefined) {
+      if (next !== undefined && this.pool.retryBudget.withdraw()) {
         // reply-from already copied this answer's headers; the next try brings its own.
         for (const name of Object.keys(res.headers)) this.reply.removeHeader(name)
         res.stream.destroy()
@@ -289,6 +288,7 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
   if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
   const exchange = new Exchange(pool, lbRequest, reply, path, q === -1 ? '' : url.slice(q + 1))
   lbRequest[kExchange] = exchange
+  pool.retryBudget.deposit()
   exchange.send(target as Target, false)
   return reply
 }

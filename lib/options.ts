@@ -34,10 +34,10 @@ export interface RetryOptions {
   statuses?: number[]
   /** Methods that are safe to send twice (default GET, HEAD, OPTIONS, PUT, DELETE). */
   methods?: string[]
-  /** Share of the pool's active requests that may be retries at once (default 0.2). */
+  /** Retries may add at most this share of the pool's requests over the last 10 s (default 0.2). */
   budgetPercent?: number
-  /** Retries always allowed at once, whatever the budget says (default 3). */
-  minRetryConcurrency?: number
+  /** Retries per second allowed whatever the traffic, so a quiet pool can retry too (default 10). */
+  minRetriesPerSecond?: number
 }
 
 export interface PoolOptions {
@@ -101,7 +101,7 @@ export interface ResolvedRetry {
   statuses: ReadonlySet<number>
   methods: ReadonlySet<string>
   budgetPercent: number
-  minRetryConcurrency: number
+  minRetriesPerSecond: number
 }
 
 export interface ResolvedPoolOptions {
@@ -208,7 +208,7 @@ function resolveHashKey (pool: string, value: unknown): HashKeySource {
   throw invalidOption(pool, 'hashKey', value, "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
 }
 
-const RETRY_KEYS = new Set(['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetryConcurrency'])
+const RETRY_KEYS = new Set(['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetriesPerSecond'])
 const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
 
 function resolveRetry (pool: string, value: unknown): ResolvedRetry {
@@ -229,7 +229,7 @@ function resolveRetry (pool: string, value: unknown): ResolvedRetry {
     statuses: new Set(statuses as number[]),
     methods: new Set((methods as string[]).map((m) => m.toUpperCase())),
     budgetPercent: checkNumber(pool, 'retry.budgetPercent', spec.budgetPercent ?? 0.2, 0, 1),
-    minRetryConcurrency: checkInteger(pool, 'retry.minRetryConcurrency', spec.minRetryConcurrency ?? 3, 0, 1_000_000)
+    minRetriesPerSecond: checkNumber(pool, 'retry.minRetriesPerSecond', spec.minRetriesPerSecond ?? 10, 0, 1_000_000)
   }
 }
 

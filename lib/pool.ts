@@ -6,6 +6,7 @@ import type { Balancer, PickContext } from './balancers/balancer'
 import { invalidOption } from './errors'
 import { readHashKey } from './hash-key'
 import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type TargetInput } from './options'
+import { RetryBudget } from './retry-budget'
 import { Target } from './target'
 
 /** How a try ended, for passive health and metrics. */
@@ -40,8 +41,10 @@ export class Pool extends EventEmitter {
   readonly options: ResolvedPoolOptions
   /** Sum of in-flight requests over all members. */
   inFlight = 0
-  /** Retries of sent requests now in flight (the retry budget's numerator). */
+  /** Retries of sent requests now in flight. */
   activeRetries = 0
+  /** How many retries of sent requests the pool may still make. */
+  readonly retryBudget: RetryBudget
   /** Requests that found no eligible target. */
   noTarget = 0
   /** Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
@@ -66,6 +69,7 @@ export class Pool extends EventEmitter {
     super()
     this.name = options.name
     this.options = options
+    this.retryBudget = new RetryBudget(options.retry.budgetPercent, options.retry.minRetriesPerSecond)
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,
       balanceFactor: options.balanceFactor,

@@ -116,7 +116,7 @@ const fields: Field[] = [
   pool('retry', badObject),
   pool('retry.attempts', badInteger(0, 10)),
   pool('retry.budgetPercent', badNumber(0, 1)),
-  pool('retry.minRetryConcurrency', badInteger(0, 1_000_000)),
+  pool('retry.minRetriesPerSecond', badNumber(0, 1_000_000)),
   pool('retry.statuses', fc.oneof(strings, fc.integer(), fc.constant({}))),
   { scope: 'main', field: 'retry.statuses[0]', bad: badInteger(500, 599), options: (value) => ({ pools: { main: { targets: [target], retry: { statuses: [value] } } } }) },
   { scope: 'main', field: 'retry.methods[0]', bad: fc.oneof(strings.filter((s) => !/^[A-Za-z]+$/.test(s)), fc.integer(), junk), options: (value) => ({ pools: { main: { targets: [target], retry: { methods: [value] } } } }) },
@@ -180,7 +180,7 @@ const validPool = fc.record({
     statuses: fc.uniqueArray(fc.integer({ min: 500, max: 599 }), { maxLength: 4 }),
     methods: fc.subarray(['GET', 'get', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD']),
     budgetPercent: fc.double({ min: 0, max: 1, noNaN: true }),
-    minRetryConcurrency: fc.integer({ min: 0, max: 1_000_000 })
+    minRetriesPerSecond: fc.double({ min: 0, max: 1_000_000, noNaN: true })
   }, { requiredKeys: [] })),
   healthCheck: fc.oneof(fc.constant(false as const), fc.record({
     type: fc.constantFrom('http' as const, 'tcp' as const),
