@@ -23,10 +23,8 @@ const SEED = Number(process.env.SOAK_SEED ?? 1)
 const WARM_UP_MS = Math.min(15_000, SECONDS * 250)
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE'])
 /**
- * The pools' retry policy. A crash resets at once every request its upstream
- * holds; the default budget (20% of requests in flight, at least 3) is smaller
- * than that burst in a pool of four, so the run retries more by default
- * (docs/reliability.md). SOAK_RETRY='{}' runs with the plugin's defaults.
+ * The pools' retry policy: the plugin's defaults unless SOAK_RETRY gives another
+ * (JSON), to see how a budget copes with the bursts of resets crashes cause.
  */
 const RETRY = JSON.parse(process.env.SOAK_RETRY ?? '{}') as Record<string, number>
 
