@@ -34,6 +34,18 @@ export function signAffinity (options: ResolvedAffinity, id: string, expiry: num
   return `${id}.${exp}.${tag(options.keys[0], options.cookie, exp, id).toString('base64url')}`
 }
 
+/**
+ * Equality in a time that does not depend on where two values differ: on a
+ * connection shared by several clients (a proxy in front of the gateway), the
+ * remembered value may be another client's valid cookie.
+ */
+function sameValue (a: string, b: string): boolean {
+  if (a.length !== b.length) return false
+  let diff = 0
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i)
+  return diff === 0
+}
+
 function nowSeconds (): number {
   return Math.floor(Date.now() / 1000)
 }
@@ -41,8 +53,9 @@ function nowSeconds (): number {
 /**
  * Signed-cookie affinity of one pool. The cookie holds the target id, an
  * optional expiry and an HMAC: the gateway keeps nothing per client, and any
- * replica with the same secret reads it. Verifying costs one HMAC per request
- * that carries the cookie; signing happens only for new or moved clients.
+ * replica with the same secret reads it. Verifying costs one HMAC per cookie
+ * value a connection brings (a returning client sends the same value on every
+ * request of its connection); signing happens only for new or moved clients.
  */
 export class Affinity {
   /** Results so far, for metrics read at scrape time; the pool also emits each one when someone listens. */
@@ -54,6 +67,13 @@ export class Affinity {
   /** What the last successful verify() found, read right after it (no allocation on the hot path). */
   private verifiedExpiry = 0
   private verifiedByOldKey = false
+  /**
+   * The last value verified on each connection. Verifying is a pure function of
+   * the value (and the time, checked every time), so an equal value needs no
+   * second HMAC, the costliest step of a request. An entry lives as long as its
+   * connection: nothing accumulates per client.
+   */
+  private readonly verifiedOn = new WeakMap<object, { value: string, keyIndex: number }>()
 
   constructor (readonly pool: Pool, readonly options: ResolvedAffinity) {
     this.cookieOptions = {
@@ -74,7 +94,7 @@ export class Affinity {
   pick (request: FastifyRequest, reply: FastifyReply): Target | undefined {
     const value = this.read(request)
     if (value === undefined) return this.assign(request, reply, 'miss')
-    const id = this.verify(value)
+    const id = this.verify(value, request)
     if (id === null) return this.assign(request, reply, 'rejected')
     const pinned = this.pool.get(id)
     if (pinned !== undefined && this.honours(pinned)) {
@@ -95,7 +115,7 @@ export class Affinity {
   holds (request: FastifyRequest): boolean {
     if (!this.options.strict) return false
     const value = this.read(request)
-    return value !== undefined && this.verify(value) !== null
+    return value !== undefined && this.verify(value, request) !== null
   }
 
   /**
@@ -105,7 +125,7 @@ export class Affinity {
    */
   follow (request: FastifyRequest, reply: FastifyReply, first: Target, target: Target): void {
     const value = this.read(request)
-    if (value !== undefined && this.verify(value) === first.id) this.count('reassigned')
+    if (value !== undefined && this.verify(value, request) === first.id) this.count('reassigned')
     this.issue(reply, target, this.expiry())
   }
 
@@ -139,7 +159,7 @@ export class Affinity {
   }
 
   /** The target id of a valid cookie value, or null. */
-  private verify (value: string): string | null {
+  private verify (value: string, request: FastifyRequest): string | null {
     if (value.length > MAX_VALUE_LENGTH || !VALUE.test(value)) return null
     const tagAt = value.length - TAG_CHARS
     const expAt = value.lastIndexOf('.', tagAt - 2) + 1
@@ -155,12 +175,25 @@ export class Affinity {
       if (expiry <= now || (maxAge !== 0 && expiry > now + maxAge)) return null
     }
     const id = value.slice(0, expAt - 1)
+    const connection: object | null | undefined = request.raw.socket
+    const last = connection == null ? undefined : this.verifiedOn.get(connection)
+    if (last !== undefined && sameValue(last.value, value)) {
+      this.verifiedExpiry = expiry
+      this.verifiedByOldKey = last.keyIndex > 0
+      return id
+    }
     const given = Buffer.from(value.slice(tagAt), 'base64url')
     const keys = this.options.keys
     for (let i = 0; i < keys.length; i++) {
       if (timingSafeEqual(tag(keys[i], this.options.cookie, exp, id), given)) {
         this.verifiedExpiry = expiry
         this.verifiedByOldKey = i > 0
+        if (last !== undefined) {
+          last.value = value
+          last.keyIndex = i
+        } else if (connection != null) {
+          this.verifiedOn.set(connection, { value, keyIndex: i })
+        }
         return id
       }
     }
