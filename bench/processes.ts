@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { findProgram } from '../test/helpers/external'
 import { stopChild } from '../test/helpers/servers'
 
@@ -120,8 +120,20 @@ export function firstJsonLine<T> (child: ChildProcess, what: string, timeoutMs: 
 /** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ: 100 on Linux). */
 const TICKS_PER_SECOND = 100
 
-/** User plus system CPU time a process used so far, in microseconds; null where /proc cannot tell. */
+/**
+ * CPU time a process used so far, every thread of it, in microseconds; null
+ * where /proc cannot tell. The scheduler's own count (schedstat, in ns) is exact;
+ * utime and stime are sampled at each clock tick, which over a few seconds is
+ * off by several percent.
+ */
 export function cpuMicros (pid: number): number | null {
+  try {
+    let ns = 0
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0])
+    }
+    if (Number.isFinite(ns) && ns > 0) return ns / 1000
+  } catch {}
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.

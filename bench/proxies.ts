@@ -11,9 +11,26 @@ export interface StartedProxy {
  * unpinned, so that compiling uses every CPU, and is moved with all its threads
  * to `cpu` once it listens. `nodeArgs` go to node first (e.g. --cpu-prof).
  */
-export async function startProxy (processes: Processes, name: string, upstreams: string[], cpu: number | null, nodeArgs: string[] = []): Promise<StartedProxy> {
-  const child = processes.start(process.execPath, [...nodeArgs, '--require', join(__dirname, 'transpile.js'), join(__dirname, 'proxy.ts'), name, ...upstreams], null)
+export async function startProxy (
+  processes: Processes, name: string, upstreams: string[], cpu: number | null, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env
+): Promise<StartedProxy> {
+  const child = processes.start(process.execPath, [...nodeArgs, '--require', join(__dirname, 'transpile.js'), join(__dirname, 'proxy.ts'), name, ...upstreams], null, env)
   const { port } = await firstJsonLine<{ port: number }>(child, `proxy ${name}`, 120_000)
   if (cpu !== null) await pin(child.pid ?? 0, cpu)
   return { url: `http://127.0.0.1:${port}/`, pid: child.pid ?? 0 }
+}
+
+/**
+ * One request through a proxy, to check that it answers the upstream's body
+ * before it is measured. Returns the headers wrk must send: for a case of
+ * returning clients (`sticky`), the affinity cookie the proxy just set.
+ */
+export async function probe (url: string, sticky: boolean): Promise<string[]> {
+  const res = await fetch(url)
+  const body = await res.text()
+  if (res.status !== 200 || !body.startsWith('hello from upstream')) throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`)
+  if (!sticky) return []
+  const setCookie = res.headers.get('set-cookie')
+  if (setCookie === null) throw new Error(`${url} set no affinity cookie`)
+  return [`Cookie: ${setCookie.split(';')[0]}`]
 }

@@ -4,7 +4,33 @@
  * Prints `{"port":N}` on stdout once it listens on 127.0.0.1; exits cleanly on
  * SIGTERM or SIGINT, so that `node --cpu-prof` writes its profile.
  */
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector'
 import { build } from './cases'
+
+/**
+ * bench:profile --allocations: SIGUSR2 starts V8's sampling heap profiler,
+ * counting objects that die young too; the next SIGUSR2 stops it, writes the
+ * profile to `file` and prints `{"written":file}`.
+ */
+function sampleAllocationsOnSignal (file: string): void {
+  const session = new Session()
+  session.connect()
+  let sampling = false
+  process.on('SIGUSR2', () => {
+    if (!sampling) {
+      sampling = true
+      session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+      return
+    }
+    sampling = false
+    session.post('HeapProfiler.stopSampling', (err, result) => {
+      if (err !== null) throw err
+      writeFileSync(file, JSON.stringify(result.profile))
+      process.stdout.write(JSON.stringify({ written: file }) + '\n')
+    })
+  })
+}
 
 async function main (): Promise<void> {
   const [name, ...upstreams] = process.argv.slice(2)
@@ -13,6 +39,8 @@ async function main (): Promise<void> {
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  const allocations = process.env.BENCH_ALLOCATION_PROFILE
+  if (allocations !== undefined) sampleAllocationsOnSignal(allocations)
   process.stdout.write(JSON.stringify({ port: address.port }) + '\n')
   let closing = false
   const stop = (): void => {

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { findProgram } from '../test/helpers/external'
 import { BASELINE, CASES, DIAGNOSTICS, type CaseInfo } from './cases'
 import { cpuMicros, loadAverage, pin, Processes } from './processes'
-import { startProxy } from './proxies'
+import { probe, startProxy } from './proxies'
 import { markdown, summarize, type Round } from './report'
 import { startUpstreams, type Upstreams } from './upstreams'
 import { runWrk } from './wrk'
@@ -45,15 +45,6 @@ interface Running extends CaseInfo {
   headers: string[]
 }
 
-/** One request through a proxy, to check it answers the upstream's body before it is measured. */
-async function probe (url: string): Promise<{ cookie: string | null }> {
-  const res = await fetch(url)
-  const body = await res.text()
-  if (res.status !== 200 || !body.startsWith('hello from upstream')) throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`)
-  const setCookie = res.headers.get('set-cookie')
-  return { cookie: setCookie === null ? null : setCookie.split(';')[0] }
-}
-
 function pad (text: string, n: number): string {
   return text.length >= n ? text : text + ' '.repeat(n - text.length)
 }
@@ -81,13 +72,7 @@ async function main (): Promise<void> {
       const { url, pid } = await startProxy(processes, info.name, upstreams.urls, proxyCpu)
       return { ...info, url, pid, headers: [] }
     }))
-    for (const r of running) {
-      const { cookie } = await probe(r.url)
-      if (r.sticky === true) {
-        if (cookie === null) throw new Error(`${r.name} set no affinity cookie`)
-        r.headers.push(`Cookie: ${cookie}`)
-      }
-    }
+    for (const r of running) r.headers.push(...await probe(r.url, r.sticky === true))
 
     const measure = async (r: Running, seconds: number): Promise<{ wrk: Awaited<ReturnType<typeof runWrk>>, cpu: number | null }> => {
       // The direct case puts nginx on the proxies' CPU: one server on one core, like each proxy.
