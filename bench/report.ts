@@ -1,28 +1,39 @@
 import type { CaseInfo } from './cases'
 
-/** One measurement of one case. Latencies in µs, CPU in µs per request. */
-export interface Round {
-  round: number
+/** The figures of one measurement. Latencies in µs, CPU in µs per request. */
+export interface Figures {
   rps: number
   p50: number
   p99: number
   /** CPU time of the proxy (or of nginx, for the direct case) per answered request; null where /proc cannot tell. */
   cpu: number | null
+}
+
+/** One measurement of one case. */
+export interface Round extends Figures {
+  round: number
   requests: number
   errors: number
   /** 1-minute load average when the measurement ended. */
   load: number
+  /** The baseline's figures around this measurement (the mean of the one just before and the one just after). */
+  reference?: Figures
 }
 
 export interface Spread { median: number, min: number, max: number }
 
-type Figure = 'rps' | 'p50' | 'p99' | 'cpu'
+type Figure = keyof Figures
 const FIGURES: Figure[] = ['rps', 'p50', 'p99', 'cpu']
+
+/** The mean of two baseline measurements, the reference of the case measured between them. */
+export function between (a: Figures, b: Figures): Figures {
+  return { rps: (a.rps + b.rps) / 2, p50: (a.p50 + b.p50) / 2, p99: (a.p99 + b.p99) / 2, cpu: a.cpu === null || b.cpu === null ? null : (a.cpu + b.cpu) / 2 }
+}
 
 export interface CaseResult extends CaseInfo {
   rounds: Round[]
   figures: Record<Figure, Spread | null>
-  /** Each figure divided by the baseline's of the same round, over the rounds. */
+  /** Each figure divided by the baseline's measured around it, over the rounds. */
   ratios: Record<Figure, Spread | null>
 }
 
@@ -34,15 +45,17 @@ function spread (values: Array<number | null>): Spread | null {
   return { median, min: sorted[0], max: sorted[sorted.length - 1] }
 }
 
-export function summarize (info: CaseInfo, rounds: Round[], baseline: Round[]): CaseResult {
+/** Median and min-max of each figure, and of its ratio to the reference (1 for measurements without one: the baseline's own). */
+export function summarize (info: CaseInfo, rounds: Round[]): CaseResult {
   const figures = {} as Record<Figure, Spread | null>
   const ratios = {} as Record<Figure, Spread | null>
   for (const f of FIGURES) {
     figures[f] = spread(rounds.map((r) => r[f]))
     ratios[f] = spread(rounds.map((r) => {
-      const base = baseline.find((b) => b.round === r.round)?.[f]
+      if (r.reference === undefined) return 1
+      const base = r.reference[f]
       const value = r[f]
-      return base === undefined || base === null || value === null || base === 0 ? null : value / base
+      return base === null || value === null || base === 0 ? null : value / base
     }))
   }
   return { ...info, rounds, figures, ratios }

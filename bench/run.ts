@@ -1,11 +1,13 @@
 /**
- * npm run bench [-- --rounds 3 --seconds 5 --warmup 1 --connections 64 --only lb-round-robin,lb-everything]
+ * npm run bench [-- --rounds 3 --seconds 3 --warmup 1 --connections 64 --only lb-round-robin,lb-everything]
  *
  * Starts three loopback upstreams (nginx, or Node when nginx is missing) and
  * one child process per proxy, each pinned to CPU 0; wrk runs pinned to CPU 1.
- * Every case is measured once per round, the rounds interleaved, and every
- * figure is divided by the baseline's (a plain reply-from proxy) of the same
- * round. Writes bench/results/latest.json and latest.md.
+ * Every round measures each case once, between two measurements of the
+ * baseline (a plain reply-from proxy): B c1 B c2 B ... cN B. Each figure is
+ * divided by the mean of the baseline's just before and just after, since a
+ * shared machine drifts by more than the differences measured here within a
+ * minute. Writes bench/results/latest.json and latest.md.
  */
 import { cpus } from 'node:os'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
@@ -14,7 +16,7 @@ import { findProgram } from '../test/helpers/external'
 import { BASELINE, CASES, DIAGNOSTICS, type CaseInfo } from './cases'
 import { cpuMicros, loadAverage, pin, Processes } from './processes'
 import { probe, startProxy } from './proxies'
-import { markdown, summarize, type Round } from './report'
+import { between, markdown, summarize, type Round } from './report'
 import { startUpstreams, type Upstreams } from './upstreams'
 import { runWrk } from './wrk'
 
@@ -24,7 +26,7 @@ const LOAD_CPU = 1
 interface Settings { rounds: number, seconds: number, warmup: number, connections: number, only: string[] | null }
 
 function settings (argv: string[]): Settings {
-  const s: Settings = { rounds: 3, seconds: 5, warmup: 1, connections: 64, only: null }
+  const s: Settings = { rounds: 3, seconds: 3, warmup: 1, connections: 64, only: null }
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]]
     if (value === undefined) throw new Error(`${flag} needs a value`)
@@ -92,22 +94,33 @@ async function main (): Promise<void> {
       for (const r of running) await measure(r, 2 * s.warmup)
     }
     const rounds = new Map<string, Round[]>(running.map((r) => [r.name, []]))
+    const once = async (r: Running, round: number): Promise<Round> => {
+      if (s.warmup > 0) await measure(r, s.warmup)
+      const { wrk: w, cpu } = await measure(r, s.seconds)
+      const load = loadAverage()[0]
+      maxLoad = Math.max(maxLoad, load)
+      const result: Round = { round, rps: w.rps, p50: w.p50, p99: w.p99, cpu, requests: w.requests, errors: w.errors, load }
+      rounds.get(r.name)?.push(result)
+      process.stdout.write(`round ${round + 1}/${s.rounds}  ${pad(r.name, 26)} ${pad(w.rps.toFixed(0), 7)} req/s  p50 ${(w.p50 / 1000).toFixed(2)} ms  ` +
+        `p99 ${(w.p99 / 1000).toFixed(2)} ms  ${cpu === null ? '' : `${cpu.toFixed(1)} µs CPU/req`}  errors ${w.errors}  load ${load.toFixed(2)}\n`)
+      return result
+    }
+    const base = running.find((r) => r.name === BASELINE)
+    const others = running.filter((r) => r !== base)
+    if (base === undefined) throw new Error('the baseline is not running')
     for (let round = 0; round < s.rounds; round++) {
       // Each round starts at another case, so that no case always follows the same one.
-      const order = running.map((_r, i) => running[(i + round) % running.length])
+      const order = others.map((_r, i) => others[(i + round) % others.length])
+      let before = await once(base, round)
       for (const r of order) {
-        if (s.warmup > 0) await measure(r, s.warmup)
-        const { wrk: w, cpu } = await measure(r, s.seconds)
-        const load = loadAverage()[0]
-        maxLoad = Math.max(maxLoad, load)
-        rounds.get(r.name)?.push({ round, rps: w.rps, p50: w.p50, p99: w.p99, cpu, requests: w.requests, errors: w.errors, load })
-        process.stdout.write(`round ${round + 1}/${s.rounds}  ${pad(r.name, 26)} ${pad(w.rps.toFixed(0), 7)} req/s  p50 ${(w.p50 / 1000).toFixed(2)} ms  ` +
-          `p99 ${(w.p99 / 1000).toFixed(2)} ms  ${cpu === null ? '' : `${cpu.toFixed(1)} µs CPU/req`}  errors ${w.errors}  load ${load.toFixed(2)}\n`)
+        const result = await once(r, round)
+        const after = await once(base, round)
+        result.reference = between(before, after)
+        before = after
       }
     }
 
-    const baseline = rounds.get(BASELINE) ?? []
-    const results = running.map((r) => summarize({ name: r.name, label: r.label, direct: r.direct, sticky: r.sticky }, rounds.get(r.name) ?? [], baseline))
+    const results = running.map((r) => summarize({ name: r.name, label: r.label, direct: r.direct, sticky: r.sticky }, rounds.get(r.name) ?? []))
     const loadAfter = loadAverage()
     const report = {
       date: new Date().toISOString(),
@@ -124,8 +137,8 @@ async function main (): Promise<void> {
     const table = markdown(results)
     const header = `Run of ${report.date}: \`${report.command}\`, Node ${process.version}, ${report.machine.cpu} × ${report.machine.cpus}, ` +
       `upstreams ${upstreams.kind}, wrk ${s.connections} connections. Load average (1 min) ${loadBefore[0].toFixed(2)} before, ` +
-      `at most ${maxLoad.toFixed(2)} during, ${loadAfter[0].toFixed(2)} after. Median of ${s.rounds} rounds, min–max in parentheses; ` +
-      'ratios are to the baseline of the same round.\n\n'
+      `at most ${maxLoad.toFixed(2)} during, ${loadAfter[0].toFixed(2)} after. Median of ${s.rounds} rounds (the baseline: of its ` +
+      `${rounds.get(BASELINE)?.length ?? 0} measurements), min–max in parentheses; each ratio is to the mean of the baseline measured just before and just after.\n\n`
     await writeFile(join(dir, 'latest.json.tmp'), JSON.stringify(report, null, 2) + '\n')
     await rename(join(dir, 'latest.json.tmp'), join(dir, 'latest.json'))
     await writeFile(join(dir, 'latest.md.tmp'), header + table)
