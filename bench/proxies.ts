@@ -21,16 +21,26 @@ export async function startProxy (
 }
 
 /**
+ * A cookie as long as the benchmark pool's affinity cookie (`lb_bench=` and 48
+ * characters), under another name: every case's requests carry the same bytes,
+ * since parsing and forwarding a Cookie header has a cost of its own.
+ */
+const OTHER_COOKIE = `lb_other=${'x'.repeat(48)}`
+
+/**
  * One request through a proxy, to check that it answers the upstream's body
- * before it is measured. Returns the headers wrk must send: for a case of
- * returning clients (`sticky`), the affinity cookie the proxy just set.
+ * before it is measured. Returns the headers wrk must send: the affinity
+ * cookie the proxy just set for a case of returning clients (`sticky`), a
+ * cookie of the same length under another name for every other case.
  */
 export async function probe (url: string, sticky: boolean): Promise<string[]> {
   const res = await fetch(url)
   const body = await res.text()
   if (res.status !== 200 || !body.startsWith('hello from upstream')) throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`)
-  if (!sticky) return []
+  if (!sticky) return [`Cookie: ${OTHER_COOKIE}`]
   const setCookie = res.headers.get('set-cookie')
   if (setCookie === null) throw new Error(`${url} set no affinity cookie`)
-  return [`Cookie: ${setCookie.split(';')[0]}`]
+  const cookie = setCookie.split(';')[0]
+  if (cookie.length !== OTHER_COOKIE.length) process.stderr.write(`warning: the affinity cookie has ${cookie.length} characters, the others' ${OTHER_COOKIE.length}\n`)
+  return [`Cookie: ${cookie}`]
 }

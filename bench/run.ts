@@ -1,13 +1,14 @@
 /**
- * npm run bench [-- --rounds 3 --seconds 3 --warmup 1 --connections 64 --only lb-round-robin,lb-everything]
+ * npm run bench [-- --rounds 3 --seconds 3 --warmup 2 --connections 64 --only lb-round-robin,lb-everything]
  *
  * Starts three loopback upstreams (nginx, or Node when nginx is missing) and
- * one child process per proxy, each pinned to CPU 0; wrk runs pinned to CPU 1.
- * Every round measures each case once, between two measurements of the
- * baseline (a plain reply-from proxy): B c1 B c2 B ... cN B. Each figure is
- * divided by the mean of the baseline's just before and just after, since a
- * shared machine drifts by more than the differences measured here within a
- * minute. Writes bench/results/latest.json and latest.md.
+ * the baseline proxy (a plain reply-from proxy), then each other case's proxy
+ * in turn, each in a child process pinned to CPU 0; wrk runs pinned to CPU 1.
+ * A case's rounds alternate with the baseline's: B c B c B c B. Each figure
+ * is divided by the mean of the baseline's just before and just after, since
+ * a shared machine drifts by more than the differences measured here within a
+ * minute. Then the case's process stops, so that no idle proxy shares CPU 0
+ * with the next one. Writes bench/results/latest.json and latest.md.
  */
 import { cpus } from 'node:os'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
@@ -26,7 +27,7 @@ const LOAD_CPU = 1
 interface Settings { rounds: number, seconds: number, warmup: number, connections: number, only: string[] | null }
 
 function settings (argv: string[]): Settings {
-  const s: Settings = { rounds: 3, seconds: 3, warmup: 1, connections: 64, only: null }
+  const s: Settings = { rounds: 3, seconds: 3, warmup: 2, connections: 64, only: null }
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]]
     if (value === undefined) throw new Error(`${flag} needs a value`)
@@ -68,14 +69,15 @@ async function main (): Promise<void> {
     const upstreams = started = await startUpstreams(processes, loadCpu)
     process.stdout.write(`upstreams: ${upstreams.kind} on ${upstreams.urls.join(' ')}\n`)
 
-    // Started unpinned, so that compiling them uses both CPUs; pinned (every thread) once they listen.
-    const running: Running[] = await Promise.all(cases.map(async (info): Promise<Running> => {
-      if (info.direct === true) return { ...info, url: upstreams.urls[0] + '/', pid: upstreams.pid, headers: [] }
+    const start = async (info: CaseInfo): Promise<Running> => {
+      if (info.direct === true) return { ...info, url: upstreams.urls[0] + '/', pid: upstreams.pid, headers: await probe(upstreams.urls[0] + '/', false) }
       const { url, pid } = await startProxy(processes, info.name, upstreams.urls, proxyCpu)
-      return { ...info, url, pid, headers: [] }
-    }))
-    for (const r of running) r.headers.push(...await probe(r.url, r.sticky === true))
-
+      return { ...info, url, pid, headers: await probe(url, info.sticky === true) }
+    }
+    const stop = async (r: Running): Promise<void> => {
+      const child = r.direct === true ? undefined : processes.find(r.pid)
+      if (child !== undefined) await processes.stop(child)
+    }
     const measure = async (r: Running, seconds: number): Promise<{ wrk: Awaited<ReturnType<typeof runWrk>>, cpu: number | null }> => {
       // The direct case puts nginx on the proxies' CPU: one server on one core, like each proxy.
       if (r.direct === true && proxyCpu !== null) await pin(r.pid, proxyCpu)
@@ -88,14 +90,8 @@ async function main (): Promise<void> {
         if (r.direct === true && loadCpu !== null) await pin(r.pid, loadCpu)
       }
     }
-
-    if (s.warmup > 0) {
-      process.stdout.write(`warming up every case for ${2 * s.warmup} s\n`)
-      for (const r of running) await measure(r, 2 * s.warmup)
-    }
-    const rounds = new Map<string, Round[]>(running.map((r) => [r.name, []]))
+    const rounds = new Map<string, Round[]>(cases.map((c) => [c.name, []]))
     const once = async (r: Running, round: number): Promise<Round> => {
-      if (s.warmup > 0) await measure(r, s.warmup)
       const { wrk: w, cpu } = await measure(r, s.seconds)
       const load = loadAverage()[0]
       maxLoad = Math.max(maxLoad, load)
@@ -105,22 +101,29 @@ async function main (): Promise<void> {
         `p99 ${(w.p99 / 1000).toFixed(2)} ms  ${cpu === null ? '' : `${cpu.toFixed(1)} µs CPU/req`}  errors ${w.errors}  load ${load.toFixed(2)}\n`)
       return result
     }
-    const base = running.find((r) => r.name === BASELINE)
-    const others = running.filter((r) => r !== base)
-    if (base === undefined) throw new Error('the baseline is not running')
-    for (let round = 0; round < s.rounds; round++) {
-      // Each round starts at another case, so that no case always follows the same one.
-      const order = others.map((_r, i) => others[(i + round) % others.length])
-      let before = await once(base, round)
-      for (const r of order) {
-        const result = await once(r, round)
-        const after = await once(base, round)
-        result.reference = between(before, after)
-        before = after
+
+    const baseInfo = cases.find((c) => c.name === BASELINE)
+    if (baseInfo === undefined) throw new Error('no baseline case')
+    const base = await start(baseInfo)
+    if (s.warmup > 0) await measure(base, s.warmup)
+    let before = await once(base, 0)
+    for (const info of cases) {
+      if (info === baseInfo) continue
+      const r = await start(info)
+      try {
+        if (s.warmup > 0) await measure(r, s.warmup)
+        for (let round = 0; round < s.rounds; round++) {
+          const result = await once(r, round)
+          const after = await once(base, round)
+          result.reference = between(before, after)
+          before = after
+        }
+      } finally {
+        await stop(r)
       }
     }
 
-    const results = running.map((r) => summarize({ name: r.name, label: r.label, direct: r.direct, sticky: r.sticky }, rounds.get(r.name) ?? []))
+    const results = cases.map((c) => summarize(c, rounds.get(c.name) ?? []))
     const loadAfter = loadAverage()
     const report = {
       date: new Date().toISOString(),
