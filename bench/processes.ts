@@ -11,6 +11,7 @@ const taskset = findProgram('taskset')
  */
 export class Processes {
   private readonly children = new Set<ChildProcess>()
+  private readonly cleanups: Array<() => Promise<void>> = []
   private stopping: Promise<void> | null = null
 
   constructor () {
@@ -54,8 +55,16 @@ export class Processes {
     this.children.delete(child)
   }
 
+  /** Work for stopAll() once every child has stopped (removing a temp directory), also after Ctrl-C. */
+  atStop (cleanup: () => Promise<void>): void {
+    this.cleanups.push(cleanup)
+  }
+
   stopAll (): Promise<void> {
-    this.stopping ??= Promise.all([...this.children].map(async (child) => await this.stop(child))).then(() => {})
+    this.stopping ??= (async () => {
+      await Promise.all([...this.children].map(async (child) => await this.stop(child)))
+      for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => {})
+    })()
     return this.stopping
   }
 }

@@ -82,9 +82,11 @@ export async function startUpstreams (processes: Processes, cpu: number | null):
   await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, ports))
   const child = processes.start(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], cpu)
   const output = collectOutput(child)
+  const removeDir = async (): Promise<void> => { await rm(dir, { recursive: true, force: true }) }
+  processes.atStop(removeDir)
   const stop = async (): Promise<void> => {
     await processes.stop(child)
-    await rm(dir, { recursive: true, force: true })
+    await removeDir()
   }
   try {
     const exited = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`nginx exited with ${String(code)}: ${output()}`))))
