@@ -212,7 +212,7 @@ export class Affinity {
       this.eligibleSet = new Set(eligible)
       this.eligibleSeen = eligible
     }
-    return this.eligibleSet.has(target) || (target.draining && target.eligible && target.healthy && target.ejectedUntil === 0)
+    return this.eligibleSet.has(target) || (target.draining && this.pool.serving(target))
   }
 }
 

@@ -320,8 +320,13 @@ export class Pool extends EventEmitter {
   }
 
   /** Whether new requests may be sent to target. */
+  /** Whether a target is switched on, passes its checks and is not ejected: it may serve, draining aside. */
+  serving (target: Target): boolean {
+    return target.eligible && target.healthy && target.ejectedUntil === 0
+  }
+
   protected usable (target: Target): boolean {
-    return target.eligible && target.healthy && target.ejectedUntil === 0 && !target.draining
+    return this.serving(target) && !target.draining
   }
 
   /** Whether `usable` of the targets that are switched on and not draining fall below the panic threshold. */
