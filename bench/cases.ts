@@ -2,6 +2,7 @@
  * The proxies the benchmark compares. Each runs in a child process of its own
  * (bench/proxy.ts), built by `build` below; the parent only knows the names.
  */
+import { resolve } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import fastifyCookie from '@fastify/cookie'
@@ -58,6 +59,17 @@ function everything (targets: string[]): PoolOptions {
   }
 }
 
+/**
+ * `ref-lb-<case>`: the same case with the plugin of another checkout (its root
+ * in LB_BENCH_REF, e.g. a `git worktree` of main), to compare a change with
+ * what it changes: `LB_BENCH_REF=../ref npm run bench:pair -- ref-lb-round-robin lb-round-robin`.
+ */
+function referencePlugin (): typeof lb {
+  const root = process.env.LB_BENCH_REF
+  if (root === undefined || root === '') throw new Error('ref- cases need LB_BENCH_REF, the root of another checkout')
+  return (require(resolve(root, 'lib/index.ts')) as { default: typeof lb }).default
+}
+
 /** A Fastify app that proxies GET /* for the named case to the given upstream URLs. */
 export async function build (name: string, upstreams: string[]): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
@@ -78,13 +90,13 @@ export async function build (name: string, upstreams: string[]): Promise<Fastify
   } else if (name === 'reply-from-balanced') {
     await app.register(replyFrom, { base: upstreams })
     app.get('/*', (request, reply) => reply.from(request.url))
-  } else if (name.startsWith('lb-')) {
-    const algorithm = name.slice(3)
+  } else if (name.startsWith('lb-') || name.startsWith('ref-lb-')) {
+    const algorithm = name.slice(name.indexOf('lb-') + 3)
     const pool: PoolOptions = algorithm.startsWith('everything')
       ? everything(upstreams)
       : { targets: upstreams, algorithm: algorithm as AlgorithmName }
     // Metrics and the status page are on by default; the benchmark keeps them.
-    await app.register(lb, { pools: { bench: pool } })
+    await app.register(name.startsWith('ref-') ? referencePlugin() : lb, { pools: { bench: pool } })
     app.get('/*', { config: { upstream: 'bench' } }, app.lb.forward)
   } else if (name === 'affinity-memory') {
     // bench/affinity-memory.ts: a pool with affinity, and a route that reports memory after a full GC (node --expose-gc).

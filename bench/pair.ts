@@ -44,7 +44,7 @@ async function main (): Promise<void> {
     const urls = upstreams.urls
     const proxies = await Promise.all([a, b].map(async (name) => {
       const proxy = await startProxy(processes, name, urls, pinning ? 0 : null)
-      const sticky = [...CASES, ...DIAGNOSTICS].find((c) => c.name === name)?.sticky === true
+      const sticky = [...CASES, ...DIAGNOSTICS].find((c) => c.name === name.replace(/^ref-/, ''))?.sticky === true
       return { ...proxy, headers: await probe(proxy.url, sticky) }
     }))
     const load = async (seconds: number): Promise<Array<{ rps: number, cpu: number }>> => {

@@ -2,10 +2,12 @@ import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import { affinityOf } from './affinity'
-import { sendWith, type TrySignal } from './dispatcher'
+import { sendWith } from './dispatcher'
 import type { ClientErrorCode } from './errors'
-import type { FailureKind, Pool } from './pool'
+import type { Pool } from './pool'
 import type { Target } from './target'
+import { Try, type TryOwner } from './try'
+import { UpstreamBody } from './upstream-body'
 
 /** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
 export const RETRY_AFTER_SECONDS = 5
@@ -18,11 +20,15 @@ interface LbRequest extends FastifyRequest {
   [kPool]: Pool | null
 }
 
-/** The upstream response as reply-from hands it over. */
+/**
+ * The upstream answer as reply-from hands it over: `stream` is the try itself
+ * when the answer was read whole, an UpstreamBody when it is streamed, and any
+ * stream when the gateway registered reply-from with a client of its own.
+ */
 export interface UpstreamResponse {
   statusCode: number
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>
-  stream: Stream & { destroy: () => void }
+  stream: Try | (Stream & { destroy: () => void })
 }
 
 const STATUS_TEXT: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
@@ -54,66 +60,11 @@ export function sendNoTarget (reply: FastifyReply, pool: Pool): void {
   sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool.name}" is available`)
 }
 
-/**
- * One try of a request on one target. It is the abort signal undici watches,
- * and it releases the target's in-flight slot exactly once, whichever of
- * answer, failure, timeout or client disconnect comes first.
- */
-class Try implements TrySignal {
-  aborted = false
-  failure: FailureKind | null = null
-  readonly started = performance.now()
-  private listener: (() => void) | null = null
-  private open = true
-
-  constructor (readonly exchange: Exchange, readonly target: Target, readonly budgeted: boolean) {
-    exchange.pool.acquire(target)
-    if (budgeted) exchange.pool.activeRetries++
-  }
-
-  on (_event: 'abort', listener: () => void): void {
-    this.listener = listener
-  }
-
-  once (_event: 'abort', listener: () => void): void {
-    this.listener = listener
-  }
-
-  removeListener (): void {
-    this.listener = null
-  }
-
-  failed (kind: FailureKind): void {
-    this.failure = kind
-  }
-
-  abort (): void {
-    if (this.aborted) return
-    this.aborted = true
-    const listener = this.listener
-    this.listener = null
-    if (listener !== null) listener()
-    // Without our dispatcher (the gateway registered reply-from itself) nothing else would release the slot.
-    this.release()
-  }
-
-  readonly release = (): void => {
-    if (!this.open) return
-    this.open = false
-    const pool = this.exchange.pool
-    if (this.budgeted) pool.activeRetries--
-    pool.release(this.target)
-  }
-}
-
 /** One client request on its way through a pool, across its tries. */
-export class Exchange {
+export class Exchange implements TryOwner {
   readonly tried: Target[] = []
   retries = 0
   current: Try | null = null
-  /** The upstream answer being passed on to the client. */
-  private answer: UpstreamResponse | null = null
-
   /**
    * `source` is the path that reply-from resolves below the target's base path;
    * `query` (without '?') goes upstream as it came, so that reply-from's checks
@@ -197,11 +148,10 @@ export class Exchange {
    * the answer has begun, Fastify cuts the client's connection instead: the only
    * honest signal left.
    */
-  private readonly onBodyError = (err: Error & { statusCode?: number, code?: string }): void => {
-    const answer = this.answer
+  bodyFailed (err: Error & { statusCode?: number, code?: string }, headers: object): void {
     const raw = this.reply.raw
-    if (answer === null || raw.headersSent) return
-    for (const name of Object.keys(answer.headers)) {
+    if (raw.headersSent) return
+    for (const name of Object.keys(headers)) {
       raw.removeHeader(name)
       this.reply.removeHeader(name)
     }
@@ -240,11 +190,18 @@ export class Exchange {
     }
     // Answered after failover: an affinity cookie follows the client to the target that answered.
     if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.request, this.reply, this.tried[0], attempt.target)
-    // A stream emits 'close' and 'error' once at most: on() spares the wrapper once() allocates per request.
-    res.stream.on('close', attempt.release)
-    this.answer = res
-    res.stream.on('error', this.onBodyError)
-    this.reply.send(res.stream)
+    const body = res.stream
+    if (body instanceof Try) {
+      // Read whole (and the target's slot released): headers, bytes and the end go out in one write.
+      this.reply.send(body.payload)
+      return
+    }
+    if (!(body instanceof UpstreamBody)) {
+      // A stream of the gateway's own reply-from client: only its events tell when the try is over.
+      body.on('close', () => { attempt.release() })
+      body.on('error', (err: Error) => { this.bodyFailed(err, res.headers) })
+    }
+    this.reply.send(body)
   }
 
   abort (): void {

@@ -5,6 +5,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
  * - `ok`: a valid answer (x-served-by names the server);
  * - `head-only`: headers promising 1000 bytes, none of them, then the connection is cut;
  * - `half-body`: headers promising 1000 bytes, 100 of them, then the connection is cut;
+ * - `half-large`: headers promising 100,000 bytes (more than the gateway holds whole), 100 of them, then the connection is cut;
  * - `half-chunked`: a chunked answer cut after its first chunk, without the last one;
  * - `reset`: the connection is reset (TCP RST) without a byte of answer;
  * - `close`: the connection is closed (FIN) without a byte of answer;
@@ -14,7 +15,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
  * - `slow-headers`: the head dribbles out in 10 pieces, `delayMs` apart;
  * - `slow-body`: the head at once, then the body in 10 chunks, `delayMs` apart.
  */
-export type FaultMode = 'ok' | 'head-only' | 'half-body' | 'half-chunked' | 'reset' | 'close' | 'garbage' | 'bad-status' | 'silent' | 'slow-headers' | 'slow-body'
+export type FaultMode = 'ok' | 'head-only' | 'half-body' | 'half-large' | 'half-chunked' | 'reset' | 'close' | 'garbage' | 'bad-status' | 'silent' | 'slow-headers' | 'slow-body'
 
 const HEAD_END = '\r\n\r\n'
 
@@ -118,6 +119,10 @@ export class FaultServer {
         return
       case 'half-body':
         socket.write(`HTTP/1.1 200 OK\r\n${served}content-type: text/plain\r\ncontent-length: 1000\r\n\r\n` + 'x'.repeat(100))
+        this.later(() => socket.destroy(), this.delayMs)
+        return
+      case 'half-large':
+        socket.write(`HTTP/1.1 200 OK\r\n${served}content-type: text/plain\r\ncontent-length: 100000\r\n\r\n` + 'x'.repeat(100))
         this.later(() => socket.destroy(), this.delayMs)
         return
       case 'half-chunked':

@@ -1,0 +1,187 @@
+import { AsyncResource } from 'node:async_hooks'
+import type { IncomingHttpHeaders } from 'node:http'
+import { errors, util, type Dispatcher } from 'undici'
+import { classifyFailure } from './failure'
+import type { FailureKind, Pool } from './pool'
+import type { Target } from './target'
+import { UpstreamBody, type BodySource } from './upstream-body'
+
+/**
+ * Answers up to this size, whose length and type are announced, are read whole
+ * before they are passed on, as nginx buffers upstream answers (its default
+ * proxy_buffers hold 64 KiB): the client gets one write, and an answer cut
+ * short is a failed try the gateway can still answer for, or retry.
+ */
+export const BUFFER_LIMIT = 64 * 1024
+
+/** What a try needs of the request it serves. */
+export interface TryOwner {
+  readonly pool: Pool
+  /** The streamed body of this try's answer failed after its head was handed over. */
+  bodyFailed (err: Error & { statusCode?: number, code?: string }, headers: object): void
+}
+
+/** reply-from's callback: it reads statusCode, headers and body of the answer. */
+export type AnswerCallback = (err: Error | null, answer?: Try) => void
+
+function noop (): void {}
+
+/**
+ * One try of a request on one target. It is the undici dispatch handler of the
+ * try, the answer handed to reply-from (statusCode, headers, body), and, when
+ * the answer is buffered, that answer's body too; so a try costs one object
+ * (two for a streamed answer). It releases the target's in-flight slot exactly
+ * once, whichever of answer, failure, timeout or client disconnect comes first.
+ * It is an AsyncResource so that reply-from's callback, and the Fastify hooks
+ * after it, run in the request's async context (AsyncLocalStorage), as undici's
+ * own request() would have them.
+ */
+export class Try extends AsyncResource implements Dispatcher.DispatchHandler, BodySource {
+  /** The client left before the answer was passed on. */
+  aborted = false
+  failure: FailureKind | null = null
+  readonly started = performance.now()
+  statusCode = 0
+  headers: IncomingHttpHeaders = {}
+  /** What reply-from passes on: the streamed body, or this try when the answer was read whole. */
+  body: UpstreamBody | Try | null = null
+  /** The bytes of an answer read whole; undefined when it has none. */
+  payload: Buffer | undefined = undefined
+  resume: () => void = noop
+  private callback: AnswerCallback | null = null
+  private abortUpstream: ((err: Error) => void) | null = null
+  private head = false
+  /** The answer is being read whole; its chunks so far (most answers come in one). */
+  private buffering = false
+  private first: Buffer | undefined = undefined
+  private rest: Buffer[] | null = null
+  /** The upstream exchange is over: answered in full, failed, or cut by the gateway. */
+  private finished = false
+  private open = true
+
+  constructor (readonly owner: TryOwner, readonly target: Target, readonly budgeted: boolean) {
+    super('fastify-lb.try')
+    owner.pool.acquire(target)
+    if (budgeted) owner.pool.activeRetries++
+  }
+
+  /** Sends the try through an undici dispatcher; callback gets the answer once its head (or, buffered, all of it) is in. */
+  dispatch (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, callback: AnswerCallback): void {
+    this.callback = callback
+    this.head = opts.method === 'HEAD'
+    dispatcher.dispatch(opts, this)
+  }
+
+  failed (kind: FailureKind): void {
+    this.failure = kind
+  }
+
+  onConnect (abort: (err?: Error) => void): void {
+    if (this.aborted) abort(new errors.RequestAbortedError())
+    else this.abortUpstream = abort
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx answers are informational: the final one follows.
+    if (statusCode < 200) return true
+    const headers = util.parseHeaders(rawHeaders) as IncomingHttpHeaders
+    this.statusCode = statusCode
+    this.headers = headers
+    this.resume = resume
+    if (this.bufferable(statusCode, headers)) {
+      this.buffering = true
+    } else {
+      this.body = new UpstreamBody(this)
+      this.answer()
+    }
+    return true
+  }
+
+  private bufferable (statusCode: number, headers: IncomingHttpHeaders): boolean {
+    if (this.head || statusCode === 204 || statusCode === 304) return true
+    const length = headers['content-length']
+    if (length === undefined || length === '') return false
+    const bytes = Number(length)
+    // A body without a content type goes as a stream: Fastify would label a Buffer application/octet-stream.
+    return bytes <= BUFFER_LIMIT && (bytes === 0 || headers['content-type'] !== undefined)
+  }
+
+  onData (chunk: Buffer): boolean {
+    if (!this.buffering) return (this.body as UpstreamBody).push(chunk)
+    if (this.first === undefined) this.first = chunk
+    else if (this.rest === null) this.rest = [this.first, chunk]
+    else this.rest.push(chunk)
+    return true
+  }
+
+  onComplete (): void {
+    this.finished = true
+    if (!this.buffering) {
+      (this.body as UpstreamBody).push(null)
+      return
+    }
+    this.payload = this.rest === null ? this.first : Buffer.concat(this.rest)
+    this.first = undefined
+    this.rest = null
+    // The upstream connection is free again: so is the target's slot.
+    this.release()
+    this.body = this
+    this.answer()
+  }
+
+  onError (err: Error): void {
+    if (this.finished) return
+    this.finished = true
+    if (this.failure === null) this.failure = this.aborted ? 'aborted' : classifyFailure(err)
+    const callback = this.callback
+    if (callback !== null) {
+      // Nothing was passed on yet (a buffered answer cut short fails the same way): reply-from reports it.
+      this.callback = null
+      this.first = undefined
+      this.rest = null
+      queueMicrotask(() => { this.runInAsyncScope(callback, null, err) })
+      return
+    }
+    const body = this.body as UpstreamBody
+    this.owner.bodyFailed(err, this.headers)
+    body.destroy(err)
+  }
+
+  private answer (): void {
+    const callback = this.callback
+    this.callback = null
+    if (callback !== null) this.runInAsyncScope(callback, null, null, this)
+  }
+
+  /** The streamed body ended or was dropped: cut the upstream exchange if it was still running. */
+  bodyClosed (): void {
+    if (!this.finished) {
+      this.finished = true
+      this.abortUpstream?.(new errors.RequestAbortedError())
+    }
+    this.release()
+  }
+
+  /** reply-from drops an answer whose client has left; a buffered one holds nothing but its bytes. */
+  destroy (): void {
+    this.payload = undefined
+    this.release()
+  }
+
+  /** The client left: cut the upstream exchange, which fails the try as 'aborted'. */
+  abort (): void {
+    if (this.aborted) return
+    this.aborted = true
+    if (!this.finished && this.abortUpstream !== null) this.abortUpstream(new errors.RequestAbortedError())
+    // Without our dispatcher (the gateway registered reply-from itself) nothing else would release the slot.
+    this.release()
+  }
+
+  release (): void {
+    if (!this.open) return
+    this.open = false
+    const pool = this.owner.pool
+    if (this.budgeted) pool.activeRetries--
+    pool.release(this.target)
+  }
+}
