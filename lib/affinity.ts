@@ -1,6 +1,5 @@
 import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { ResolvedAffinity } from './affinity-options'
 import { readCookie } from './hash-key'
 import type { Pool } from './pool'
@@ -50,6 +49,27 @@ function nowSeconds (): number {
   return Math.floor(Date.now() / 1000)
 }
 
+const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const
+
+/**
+ * What follows `name=value` in the pool's Set-Cookie header, without and with
+ * `Secure`: every part was validated at register, so it is written once here.
+ */
+function cookieAttributes (options: ResolvedAffinity, secure: boolean): string {
+  let text = ''
+  if (options.domain !== undefined) text += `; Domain=${options.domain}`
+  text += `; Path=${options.path}`
+  if (options.httpOnly) text += '; HttpOnly'
+  if (secure) text += '; Secure'
+  return text + `; SameSite=${SAME_SITE[options.sameSite]}`
+}
+
+/** The value a pool's new clients get from one target during one second: the same for all of them. */
+interface Issued {
+  expiry: number
+  value: string
+}
+
 /**
  * Signed-cookie affinity of one pool. The cookie holds the target id, an
  * optional expiry and an HMAC: the gateway keeps nothing per client, and any
@@ -60,7 +80,16 @@ function nowSeconds (): number {
 export class Affinity {
   /** Results so far, for metrics read at scrape time; the pool also emits each one when someone listens. */
   readonly counts: AffinityCounts = { hit: 0, miss: 0, reassigned: 0, rejected: 0 }
-  private readonly cookieOptions: CookieSerializeOptions
+  /** Set-Cookie attributes for plain and secure connections. */
+  private readonly attributes: readonly [string, string]
+  /** `name=` of the Set-Cookie header. */
+  private readonly prefix: string
+  /**
+   * The cookie value last signed for each target. Its expiry moves once a
+   * second, so new clients of a busy pool share one HMAC per target and second
+   * instead of one each; entries go with their targets.
+   */
+  private readonly issued = new WeakMap<Target, Issued>()
   /** The pool's eligible array the set below was built from: rebuilt when the pool replaces it. */
   private eligibleSeen: readonly Target[] | null = null
   private eligibleSet = new Set<Target>()
@@ -76,13 +105,8 @@ export class Affinity {
   private readonly verifiedOn = new WeakMap<object, { value: string, keyIndex: number }>()
 
   constructor (readonly pool: Pool, readonly options: ResolvedAffinity) {
-    this.cookieOptions = {
-      path: options.path,
-      domain: options.domain,
-      sameSite: options.sameSite,
-      secure: options.secure,
-      httpOnly: options.httpOnly
-    }
+    this.attributes = [cookieAttributes(options, options.secure === true), cookieAttributes(options, options.secure !== false)]
+    this.prefix = `${options.cookie}=`
   }
 
   /**
@@ -100,12 +124,12 @@ export class Affinity {
     if (pinned !== undefined && this.honours(pinned)) {
       this.count('hit')
       // Re-signed with the current key, same target and expiry, so the old key can be retired.
-      if (this.verifiedByOldKey) this.issue(reply, pinned, this.verifiedExpiry)
+      if (this.verifiedByOldKey) this.issue(request, reply, signAffinity(this.options, pinned.id, this.verifiedExpiry), this.verifiedExpiry)
       return pinned
     }
     if (this.options.strict) {
       // A target that left the pool does not come back for this client: say so once, then start over.
-      if (pinned === undefined) reply.clearCookie(this.options.cookie, this.cookieOptions)
+      if (pinned === undefined) this.setHeader(request, reply, `${this.prefix}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`)
       return undefined
     }
     return this.assign(request, reply, 'reassigned')
@@ -126,13 +150,13 @@ export class Affinity {
   follow (request: FastifyRequest, reply: FastifyReply, first: Target, target: Target): void {
     const value = this.read(request)
     if (value !== undefined && this.verify(value, request) === first.id) this.count('reassigned')
-    this.issue(reply, target, this.expiry())
+    this.issueFresh(request, reply, target)
   }
 
   private assign (request: FastifyRequest, reply: FastifyReply, result: AffinityResult): Target | undefined {
     this.count(result)
     const target = this.pool.pick(request)
-    if (target !== undefined) this.issue(reply, target, this.expiry())
+    if (target !== undefined) this.issueFresh(request, reply, target)
     return target
   }
 
@@ -146,16 +170,47 @@ export class Affinity {
     return this.options.maxAge === 0 ? 0 : nowSeconds() + this.options.maxAge
   }
 
-  private issue (reply: FastifyReply, target: Target, expiry: number): void {
-    const value = signAffinity(this.options, target.id, expiry)
-    const options = expiry === 0 ? this.cookieOptions : { ...this.cookieOptions, maxAge: Math.max(0, expiry - nowSeconds()) }
-    reply.setCookie(this.options.cookie, value, options)
+  /** A cookie pinning the client to target for the configured lifetime from now. */
+  private issueFresh (request: FastifyRequest, reply: FastifyReply, target: Target): void {
+    const expiry = this.expiry()
+    let issued = this.issued.get(target)
+    if (issued === undefined) {
+      issued = { expiry, value: signAffinity(this.options, target.id, expiry) }
+      this.issued.set(target, issued)
+    } else if (issued.expiry !== expiry) {
+      issued.expiry = expiry
+      issued.value = signAffinity(this.options, target.id, expiry)
+    }
+    this.issue(request, reply, issued.value, expiry)
+  }
+
+  private issue (request: FastifyRequest, reply: FastifyReply, value: string, expiry: number): void {
+    const lifetime = expiry === 0 ? '' : `; Max-Age=${Math.max(0, expiry - nowSeconds())}`
+    this.setHeader(request, reply, this.prefix + value + lifetime)
+  }
+
+  /**
+   * Sets the pool's cookie, replacing one this request was given before (a
+   * request that failed over gets the cookie of the target that answered):
+   * beside any other Set-Cookie header, the gateway's or the upstream's.
+   */
+  private setHeader (request: FastifyRequest, reply: FastifyReply, cookie: string): void {
+    const secure = this.options.secure === 'auto' ? request.protocol === 'https' : this.options.secure
+    const header = cookie + this.attributes[secure ? 1 : 0]
+    const existing = reply.getHeader('set-cookie')
+    if (existing === undefined) {
+      reply.header('set-cookie', header)
+      return
+    }
+    const list = (Array.isArray(existing) ? existing : [existing]).map(String).filter((h) => !h.startsWith(this.prefix))
+    list.push(header)
+    reply.removeHeader('set-cookie')
+    reply.header('set-cookie', list)
   }
 
   private read (request: FastifyRequest): string | undefined {
-    const jar: FastifyRequest['cookies'] | null = request.cookies
-    // Null when @fastify/cookie parses nothing by itself (as the plugin registers it) and no cookie was set yet.
-    return jar === null ? readCookie(request.headers.cookie, this.options.cookie) : jar[this.options.cookie]
+    // From the header itself, whether or not @fastify/cookie parses requests: the first occurrence counts.
+    return readCookie(request.headers.cookie, this.options.cookie)
   }
 
   /** The target id of a valid cookie value, or null. */

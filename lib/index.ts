@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromOptions } from '@fastify/reply-from'
-import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync } from 'fastify'
 import { LbDispatcher } from './dispatcher'
 import { forward, kExchange, kPool } from './forward'
@@ -63,10 +62,6 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
       await dispatcher.close()
     })
   }
-
-  // Affinity sets cookies through @fastify/cookie; a gateway that registered it keeps its own settings. Ours
-  // parses nothing per request (affinity reads its one cookie from the header), so other routes pay nothing.
-  if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie, { hook: false })
 
   fastify.addHook('onRoute', (route) => lb.onRoute(route))
 }

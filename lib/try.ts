@@ -26,6 +26,10 @@ export type AnswerCallback = (err: Error | null, answer?: Try) => void
 
 function noop (): void {}
 
+function pushChunk (this: UpstreamBody, chunk: Buffer | null): boolean {
+  return this.push(chunk)
+}
+
 /**
  * One try of a request on one target. It is the undici dispatch handler of the
  * try, the answer handed to reply-from (statusCode, headers, body), and, when
@@ -107,7 +111,8 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   }
 
   onData (chunk: Buffer): boolean {
-    if (!this.buffering) return (this.body as UpstreamBody).push(chunk)
+    // Streamed bytes are written to the client from here: in the request's context, like everything after them.
+    if (!this.buffering) return this.runInAsyncScope(pushChunk, this.body as UpstreamBody, chunk)
     if (this.first === undefined) this.first = chunk
     else if (this.rest === null) this.rest = [this.first, chunk]
     else this.rest.push(chunk)
@@ -117,7 +122,7 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   onComplete (): void {
     this.finished = true
     if (!this.buffering) {
-      (this.body as UpstreamBody).push(null)
+      this.runInAsyncScope(pushChunk, this.body as UpstreamBody, null)
       return
     }
     this.payload = this.rest === null ? this.first : Buffer.concat(this.rest)
@@ -142,9 +147,13 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
       queueMicrotask(() => { this.runInAsyncScope(callback, null, err) })
       return
     }
-    const body = this.body as UpstreamBody
+    this.runInAsyncScope(this.failBody, this, err)
+  }
+
+  /** The streamed body broke off: the gateway's error handling runs in the request's context too. */
+  private failBody (err: Error): void {
     this.owner.bodyFailed(err, this.headers)
-    body.destroy(err)
+    ;(this.body as UpstreamBody).destroy(err)
   }
 
   private answer (): void {
