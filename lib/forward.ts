@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { affinityOf } from './affinity'
 import { sendWith } from './dispatcher'
 import type { ClientErrorCode } from './errors'
-import type { Pool } from './pool'
+import type { FailureKind, Pool } from './pool'
 import type { Target } from './target'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
@@ -97,16 +97,56 @@ export class Exchange implements TryOwner {
     return !(this.request.body instanceof Stream)
   }
 
-  /** Whether this request may be sent again after it reached an upstream (the budget is asked separately). */
-  private mayRetrySent (): boolean {
-    const retry = this.pool.options.retry
-    return this.retries < retry.attempts && retry.methods.has(this.request.method) && this.replayable()
-  }
-
   /** The target of the next try; none for a client that strict affinity pins to the one that failed. */
   private another (): Target | undefined {
     if (affinityOf(this.pool)?.holds(this.request) === true) return undefined
     return this.pool.pickAnother(this.request, this.tried)
+  }
+
+  /**
+   * Sends the request on to another target after the current try failed
+   * (`reason`: how, or the status that asks for a retry); returns whether it
+   * went. A `budgeted` retry follows a try that reached an upstream: it needs a
+   * retryable method, a body that can be sent again, an attempt left and the
+   * budget's consent. A refused connection sent nothing, so any replayable
+   * request goes on free of budget and attempts. `answer`, the failed try's
+   * answer, is dropped before the next try is sent.
+   */
+  private retryOn (reason: FailureKind | number, budgeted: boolean, answer?: UpstreamResponse): boolean {
+    if (!this.replayable()) return false
+    const retry = this.pool.options.retry
+    const counts = this.pool.retries
+    if (budgeted) {
+      if (!retry.methods.has(this.request.method)) return false
+      if (this.retries >= retry.attempts) {
+        // attempts 0 (retry: false) wants no retry at all: nothing was refused.
+        if (retry.attempts > 0) counts.limit_exceeded++
+        return false
+      }
+    }
+    const next = this.another()
+    if (next === undefined) return false
+    // The budget is asked last, so a retry with nowhere to go spends nothing.
+    if (budgeted && !this.pool.retryBudget.withdraw()) {
+      counts.budget_exhausted++
+      return false
+    }
+    if (answer !== undefined) {
+      // reply-from already copied this answer's headers; the next try brings its own.
+      this.discard(answer)
+      this.current?.release()
+    }
+    if (budgeted) this.retries++
+    counts.attempted++
+    this.pool.emit('retry', next, reason)
+    this.send(next, budgeted)
+    return true
+  }
+
+  /** Drops an answer that is not passed on: the headers reply-from copied from it, and its body. */
+  private discard (answer: UpstreamResponse): void {
+    for (const name of Object.keys(answer.headers)) this.reply.removeHeader(name)
+    answer.stream.destroy()
   }
 
   onError (): void {
@@ -122,17 +162,7 @@ export class Exchange implements TryOwner {
       return
     }
     // A refused connection sent nothing, so any method may go elsewhere; it costs the upstreams nothing, so it is not budgeted.
-    const connectOnly = failure === 'connect'
-    if (connectOnly ? this.replayable() : this.mayRetrySent()) {
-      const next = this.another()
-      // The budget is asked last, so a retry with nowhere to go spends nothing.
-      if (next !== undefined && (connectOnly || this.pool.retryBudget.withdraw())) {
-        if (!connectOnly) this.retries++
-        this.pool.emit('retry', next, failure)
-        this.send(next, !connectOnly)
-        return
-      }
-    }
+    if (this.retryOn(failure, failure !== 'connect')) return
     if (failure === 'timeout') {
       sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', timedOut(this.pool))
     } else {
@@ -168,25 +198,17 @@ export class Exchange implements TryOwner {
     if (!(status >= 100 && status <= 599)) {
       // A status no HTTP client may be sent (reply-from reported it to onError first, which let it through):
       // an invalid answer, failed like a broken connection, without the headers reply-from already copied.
-      for (const name of Object.keys(res.headers)) this.reply.removeHeader(name)
-      res.stream.destroy()
+      this.discard(res)
       attempt.failed('reset')
       this.onError()
       return
     }
     this.pool.record(attempt.target, status, null, performance.now() - attempt.started)
-    if (this.pool.options.retry.statuses.has(status) && this.mayRetrySent()) {
-      const next = this.another()
-      if (next !== undefined && this.pool.retryBudget.withdraw()) {
-        // reply-from already copied this answer's headers; the next try brings its own.
-        for (const name of Object.keys(res.headers)) this.reply.removeHeader(name)
-        res.stream.destroy()
-        attempt.release()
-        this.retries++
-        this.pool.emit('retry', next, status)
-        this.send(next, true)
-        return
-      }
+    if (this.pool.options.retry.statuses.has(status)) {
+      if (this.retryOn(status, true, res)) return
+    } else if (this.tried.length > 1) {
+      // A retried request got an answer that retrying is not for: the retries paid off.
+      this.pool.retries.succeeded++
     }
     // Answered after failover: an affinity cookie follows the client to the target that answered.
     if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.request, this.reply, this.tried[0], attempt.target)

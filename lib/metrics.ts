@@ -3,7 +3,7 @@ import { invalidOption } from './errors'
 import type { HealthRegistry } from './health/registry'
 import { HistogramSeries, LiveHistogram, liveMetric, type Emit, type Labels } from './live-metrics'
 import type { MetricsRegistry, ResolvedMetricsOptions } from './observability-options'
-import type { FailureKind, MembershipChange, Pool } from './pool'
+import type { FailureKind, MembershipChange, Pool, RetryCounts } from './pool'
 import type { Target } from './target'
 
 /** Values of `code_class` in `lb_requests_total`: the upstream status class, or 'error' when it did not answer. */
@@ -17,8 +17,12 @@ export const REASONS = Object.keys(REASON_INDEX) as FailureKind[]
 /** Values of `result` in `lb_affinity_total`. */
 export const AFFINITY_RESULTS = ['hit', 'miss', 'reassigned', 'rejected'] as const
 
-/** The `result` of `lb_retries_total`: every retry is counted when attempted (outcomes may get values of their own). */
-const RETRY_ATTEMPTED = 'attempted'
+/** Values of `result` in `lb_retries_total`: retries sent, and what became of the requests that were or would have been retried. */
+export const RETRY_RESULTS = ['attempted', 'succeeded', 'budget_exhausted', 'limit_exceeded'] as const satisfies ReadonlyArray<keyof RetryCounts>
+const RETRIES_HELP = 'Retries by result: attempted (a try sent to another target after a try failed), ' +
+  'succeeded (a retried request answered with a status retry.statuses does not hold), ' +
+  'budget_exhausted (a retry with a target to go to that the retry budget refused), ' +
+  'limit_exceeded (a retry refused because the request used up retry.attempts).'
 
 /**
  * The counters of one target id in one pool. While a discovery update moves an
@@ -70,15 +74,14 @@ class PoolSeries {
   readonly byId = new Map<string, TargetSeries>()
   readonly affinity: Affinity | null
   readonly affinityLabels: Labels[]
-  retries = 0
-  readonly retryLabels: Labels
+  readonly retryLabels: Labels[]
 
   constructor (readonly pool: Pool) {
     const name = pool.name
     this.labels = { pool: name }
     this.affinity = affinityOf(pool)
     this.affinityLabels = AFFINITY_RESULTS.map((r) => ({ pool: name, result: r }))
-    this.retryLabels = { pool: name, result: RETRY_ATTEMPTED }
+    this.retryLabels = RETRY_RESULTS.map((r) => ({ pool: name, result: r }))
   }
 
   /** The series of the pool's current members, once per id, in id order. */
@@ -179,9 +182,12 @@ export class LbMetrics {
       }))
     liveMetric('counter', registry, p + 'ejections_total', 'Times outlier detection ejected a target.',
       ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.ejections)))
-    liveMetric('counter', registry, p + 'retries_total', 'Tries sent to another target after a try failed (result: attempted).',
+    liveMetric('counter', registry, p + 'retries_total', RETRIES_HELP,
       ['pool', 'result'], (emit) => {
-        for (const pool of this.pools) emit(pool.retryLabels, pool.retries)
+        for (const pool of this.pools) {
+          const counts = pool.pool.retries
+          RETRY_RESULTS.forEach((r, i) => emit(pool.retryLabels[i], counts[r]))
+        }
       })
     liveMetric('counter', registry, p + 'no_target_total', 'Requests answered 503 because no target of the pool was eligible.',
       ['pool'], (emit) => {
@@ -230,7 +236,6 @@ export class LbMetrics {
       s.codes[codeClass(status)]++
       s.latency.observe(latencyMs / 1000)
     })
-    pool.on('retry', () => { ps.retries++ })
     pool.on('eject', (target: Target) => {
       const s = byTarget.get(target)
       if (s !== undefined) s.ejections++

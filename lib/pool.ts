@@ -18,6 +18,14 @@ export type FailureKind = 'connect' | 'timeout' | 'reset' | 'aborted'
  */
 export type ResultListener = (target: Target, status: number, failure: FailureKind | null, latencyMs: number) => void
 
+/** What became of retries, by the `result` of `lb_retries_total` (docs/observability.md says when each counts). */
+export interface RetryCounts {
+  attempted: number
+  succeeded: number
+  budget_exhausted: number
+  limit_exceeded: number
+}
+
 export interface MembershipChange {
   added: readonly Target[]
   removed: readonly Target[]
@@ -47,6 +55,8 @@ export class Pool extends EventEmitter {
   readonly retryBudget: RetryBudget
   /** Requests that found no eligible target. */
   noTarget = 0
+  /** Retries by result, counted where they are decided and read when metrics are scraped. */
+  readonly retries: RetryCounts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 }
   /** Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
   panic = false
   /** The reply-from options of this pool's tries, built once by the plugin. */

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { refusedUrl, sequence, until } from '../helpers/gateway'
-import { samples, sampleValue } from '../helpers/prom-text'
+import { byLabel, samples, sampleValue } from '../helpers/prom-text'
 import { SECRET, stickyGateway, tally } from '../affinity/fixtures'
 import { CookieJar } from '../helpers/cookie-jar'
 import { observed, ofTarget } from './fixtures'
@@ -18,7 +18,8 @@ test('requests per target and status class, latency per answered try, retries of
   t.equal(ofTarget(text, 'lb_request_duration_seconds_count', 'a'), 2)
   t.equal(ofTarget(text, 'lb_request_duration_seconds_bucket', 'b', { le: '+Inf' }), 2)
   t.ok((ofTarget(text, 'lb_request_duration_seconds_sum', 'a') ?? 0) > 0, 'latency adds up')
-  t.equal(sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'attempted' }), 0)
+  t.same(byLabel(text, 'lb_retries_total', 'result', { pool: 'main' }), { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 },
+    'every result has its series before any retry')
 
   // With retries on 500, each of b's answers sends the request on to a.
   const retrying = await observed(t, ['a', 'b'], { retry: { statuses: [500] } })
@@ -28,6 +29,7 @@ test('requests per target and status class, latency per answered try, retries of
   const bTries = ofTarget(after, 'lb_requests_total', 'b', { code_class: '5xx' }) ?? 0
   t.ok(bTries >= 1, 'b was tried')
   t.equal(sampleValue(after, 'lb_retries_total', { pool: 'main', result: 'attempted' }), bTries, 'one retry per failed try of b')
+  t.equal(sampleValue(after, 'lb_retries_total', { pool: 'main', result: 'succeeded' }), bTries, 'each answered by a')
   t.equal(ofTarget(after, 'lb_requests_total', 'a', { code_class: '2xx' }), 4, 'every request answered by a')
 })
 
@@ -43,6 +45,7 @@ test('tries that get no answer count as code_class "error" with their reason', a
   t.equal(ofTarget(text, 'lb_requests_total', 'dead', { code_class: 'error' }), refused)
   t.equal(ofTarget(text, 'lb_request_duration_seconds_count', 'dead'), 0, 'no answer, no latency sample')
   t.equal(sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'attempted' }), refused, 'each refusal failed over once')
+  t.equal(sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'succeeded' }), refused, 'and a answered')
   t.same(samples(text, 'lb_upstream_errors_total', { target: 'dead' }).map((s) => s.labels.reason), ['connect', 'timeout', 'reset', 'aborted'])
 
   // A client that leaves while the upstream hangs: in flight while waiting, then 'aborted'.

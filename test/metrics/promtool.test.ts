@@ -37,6 +37,7 @@ test('promtool check metrics finds no problem after traffic, failures, retries, 
   const text = await o.scrape()
   // The exposition is only worth checking if it holds what it should.
   t.ok((sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'attempted' }) ?? 0) > 0, 'retries happened')
+  t.ok((sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'succeeded' }) ?? 0) > 0, 'and paid off')
   t.ok((ofTarget(text, 'lb_upstream_errors_total', 'dead', { reason: 'connect' }) ?? 0) > 0, 'a target refused connections')
   t.equal(ofTarget(text, 'lb_requests_total', 'b', { code_class: '5xx' }), 2, 'b answered 500 until ejected')
   t.ok((sampleValue(text, 'lb_health_checks_total', { target: 'dead', type: 'http', result: 'failure' }) ?? 0) > 0, 'checks failed')
