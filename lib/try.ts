@@ -9,7 +9,7 @@ import { UpstreamBody, type BodySource } from './upstream-body'
 /**
  * Answers up to this size, whose length and type are announced, are read whole
  * before they are passed on, as nginx buffers upstream answers (its default
- * proxy_buffers hold 64 KiB): the client gets one write, and an answer cut
+ * proxy_buffers are 8 pages, 32 or 64 KiB): the client gets one write, and an answer cut
  * short is a failed try the gateway can still answer for, or retry.
  */
 export const BUFFER_LIMIT = 64 * 1024
