@@ -31,13 +31,13 @@ export interface UpstreamResponse {
   stream: Try | (Stream & { destroy: () => void })
 }
 
-const STATUS_TEXT: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
 
 /**
  * Answers a client on the gateway's own behalf. The body names the pool and
  * never an upstream address, whatever the error handler of the gateway does.
  */
-export function sendError (reply: FastifyReply, statusCode: 502 | 503 | 504, code: ClientErrorCode, message: string): void {
+export function sendError (reply: FastifyReply, statusCode: 400 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
   if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
   reply.code(statusCode).type('application/json; charset=utf-8').send({
     statusCode,
@@ -86,9 +86,11 @@ export class Exchange implements TryOwner {
     try {
       sendWith(attempt, this.reply, target.basePath + this.source, this.pool.fromOptions)
     } catch (err) {
-      // reply-from refuses some paths synchronously (e.g. traversal): nothing was sent.
+      // reply-from refuses some paths synchronously: nothing was sent.
       attempt.release()
-      throw err
+      if ((err as { statusCode?: unknown }).statusCode !== 400) throw err
+      // A '..' segment, in any spelling, would climb out of the target's base path once resolved.
+      sendError(this.reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${this.pool.name}" does not forward`)
     }
   }
 
