@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import { affinityOf } from './affinity'
 import { sendWith } from './dispatcher'
+import { classifyFailure } from './failure'
 import type { ClientErrorCode } from './errors'
 import type { FailureKind, Pool } from './pool'
 import type { Target } from './target'
@@ -151,10 +152,12 @@ export class Exchange implements TryOwner {
     answer.stream.destroy()
   }
 
-  onError (): void {
+  /** The current try failed; `error` is reply-from's report, read only when the try could not tell why itself. */
+  onError (error?: unknown): void {
     const attempt = this.current
     if (attempt === null) return
-    const failure = attempt.failure ?? 'reset'
+    // The gateway's own reply-from client reports the HTTP client's error as the cause of one of its own.
+    const failure = attempt.failure ?? classifyFailure((error as { cause?: unknown } | undefined)?.cause ?? error)
     const latency = performance.now() - attempt.started
     attempt.release()
     this.pool.record(attempt.target, 0, failure, latency)
@@ -254,22 +257,28 @@ export function upstreamPath (url: string): string {
 
 /** The route handler that proxies a request to request.target, with failover. */
 export function forward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const lbRequest = request as LbRequest
-  const pool = lbRequest[kPool]
+  const pool = (request as LbRequest)[kPool]
   const target = request.target
   if (pool === null || target === null) {
     // Used on a route without an upstream: answer like an empty pool rather than guess a destination.
     sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
     return reply
   }
+  return forwardTo(request, reply, pool, target as Target)
+}
+
+/** Proxies a request to target, the first try of its pool, with failover. */
+export function forwardTo (request: FastifyRequest, reply: FastifyReply, pool: Pool, target: Target): FastifyReply {
+  const lbRequest = request as LbRequest
   const url = upstreamPath(request.raw.url ?? '/')
   const q = url.indexOf('?')
   let path = q === -1 ? url : url.slice(0, q)
   // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
   if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
+  lbRequest[kPool] = pool
   const exchange = new Exchange(pool, lbRequest, reply, path, q === -1 ? '' : url.slice(q + 1))
   lbRequest[kExchange] = exchange
   pool.retryBudget.deposit()
-  exchange.send(target as Target, false)
+  exchange.send(target, false)
   return reply
 }

@@ -55,7 +55,7 @@ export function buildFromOptions (timeout: number): FastifyReplyFromHooks {
     onError (reply, { error }) {
       // reply-from reports an answer with an invalid status here and then hands it to onResponse anyway: handled there, once.
       if ((error as { code?: unknown }).code === 'FST_REPLY_FROM_BAD_GATEWAY') return
-      exchangeOf(reply.request)?.onError()
+      exchangeOf(reply.request)?.onError(error)
     },
     queryString (_search, _url, request) {
       return exchangeOf(request)?.query ?? ''

@@ -1,14 +1,16 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type { Registry, RegistryContentType } from 'prom-client'
-import { affinityOf } from './affinity'
+import { affinityOf, type Affinity } from './affinity'
 import { describeValue, invalidOption, UnknownPoolError } from './errors'
-import { exchangeOf, forward, kPool, sendNoTarget } from './forward'
+import { exchangeOf, forward, forwardTo, kPool, sendNoTarget } from './forward'
 import { buildFromOptions } from './from-options'
 import { resolvePoolOptions, type ResolvedLbOptions } from './options'
 import { Pool } from './pool'
 import { HealthRegistry } from './health/registry'
+import type { Target } from './target'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+type Handler = (request: FastifyRequest, reply: FastifyReply) => FastifyReply
 type AbortHook = (request: FastifyRequest, done: HookHandlerDoneFunction) => void
 
 interface PoolRequest extends FastifyRequest {
@@ -25,6 +27,18 @@ function abortHook (request: FastifyRequest, done: HookHandlerDoneFunction): voi
   done()
 }
 
+/**
+ * Chooses the target of a request's first try and sets request.target: a valid
+ * affinity cookie first (strict affinity answers 503 rather than move a pinned
+ * client), else the pool's pick. Answers 503 itself when there is none.
+ */
+function firstTarget (pool: Pool, affinity: Affinity | null, request: FastifyRequest, reply: FastifyReply): Target | undefined {
+  const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)
+  if (target === undefined) sendNoTarget(reply, pool)
+  else request.target = target
+  return target
+}
+
 /** What the plugin decorates the instance with as `app.lb`. */
 export class LoadBalancer {
   /** The ready route handler that proxies to request.target with failover. */
@@ -36,6 +50,7 @@ export class LoadBalancer {
   private readonly pools = new Map<string, Pool>()
   private readonly inline = new WeakMap<object, Pool>()
   private readonly preHandlers = new WeakMap<Pool, PreHandler>()
+  private readonly forwarders = new WeakMap<Pool, Handler>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
 
   constructor (options: ResolvedLbOptions) {
@@ -72,7 +87,14 @@ export class LoadBalancer {
     const upstream: unknown = route.config?.upstream
     if (upstream === undefined || upstream === null) return
     const pool = this.resolveRoutePool(route, upstream)
-    route.preHandler = prepend(this.preHandlerOf(pool), route.preHandler as PreHandler | PreHandler[] | undefined)
+    const preHandler = route.preHandler as PreHandler | PreHandler[] | undefined
+    if (route.handler === forward && (preHandler === undefined || (Array.isArray(preHandler) && preHandler.length === 0))) {
+      // Only route-level preHandler hooks run between a hook of ours and the handler (the instance's run
+      // before them): with none, the handler picks the target itself and the request runs one hook less.
+      route.handler = this.forwarderOf(pool)
+    } else {
+      route.preHandler = prepend(this.preHandlerOf(pool), preHandler)
+    }
     route.onRequestAbort = prepend(abortHook as AbortHook, route.onRequestAbort as AbortHook | AbortHook[] | undefined)
   }
 
@@ -97,18 +119,26 @@ export class LoadBalancer {
     return pool
   }
 
+  /** `app.lb.forward` for one pool, choosing the target first (see onRoute). */
+  private forwarderOf (pool: Pool): Handler {
+    let handler = this.forwarders.get(pool)
+    if (handler === undefined) {
+      const affinity = affinityOf(pool)
+      handler = function forwardPicked (request, reply) {
+        const target = firstTarget(pool, affinity, request, reply)
+        return target === undefined ? reply : forwardTo(request, reply, pool, target)
+      }
+      this.forwarders.set(pool, handler)
+    }
+    return handler
+  }
+
   private preHandlerOf (pool: Pool): PreHandler {
     let hook = this.preHandlers.get(pool)
     if (hook === undefined) {
       const affinity = affinityOf(pool)
       hook = function pickTarget (request, reply, done) {
-        // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
-        const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)
-        if (target === undefined) {
-          sendNoTarget(reply, pool)
-          return
-        }
-        request.target = target;
+        if (firstTarget(pool, affinity, request, reply) === undefined) return
         (request as PoolRequest)[kPool] = pool
         done()
       }

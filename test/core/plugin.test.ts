@@ -37,6 +37,39 @@ test('routes without an upstream are untouched; inline pools are shared by GET a
   t.equal(JSON.parse(own.text).url, '/custom')
 })
 
+test("request.target is set for the route's own preHandler hooks and every hook after the handler", async (t) => {
+  const ups = await startUpstreams(['a', 'b'])
+  const targets = ups.map((u) => ({ url: u.url, id: u.id }))
+  const seen: string[] = []
+  const gw = await startGateway({ pools: { main: { targets, algorithm: 'round-robin' } } }, (app) => {
+    app.addHook('onSend', async (request, _reply, payload) => {
+      seen.push(`onSend ${request.url} ${String(request.target?.id)}`)
+      return payload
+    })
+    // With a preHandler of the route's own, the plugin picks in a preHandler that runs before it.
+    app.get('/hooked/*', {
+      config: { upstream: 'main' },
+      preHandler: (request, _reply, done) => { seen.push(`preHandler ${request.url} ${String(request.target?.id)}`); done() }
+    }, app.lb.forward)
+    // Without one, app.lb.forward picks as it starts: the same target, one hook less.
+    app.get('/plain/*', { config: { upstream: 'main' } }, app.lb.forward)
+  })
+  const client = new Client()
+  t.teardown(async () => { await client.close(); await gw.close(); for (const u of ups) await u.stop() })
+
+  const served = []
+  for (const path of ['/hooked/1', '/plain/2', '/hooked/3', '/plain/4']) served.push((await client.send(gw.url + path)).servedBy)
+  t.same(served, ['a', 'b', 'a', 'b'], 'one pick per request, in round-robin order, on both kinds of route')
+  t.same(seen, [
+    'preHandler /hooked/1 a', 'onSend /hooked/1 a',
+    'onSend /plain/2 b',
+    'preHandler /hooked/3 a', 'onSend /hooked/3 a',
+    'onSend /plain/4 b'
+  ])
+  const pool = gw.app.lb.pool('main')
+  t.same([pool.get('a')!.requests, pool.get('b')!.requests, pool.inFlight], [2, 2, 0])
+})
+
 test('a request cannot steer the proxy to another origin', async (t) => {
   const up = await new DemoUpstream('a').start()
   const gw = await startGateway({ pools: { main: { targets: [{ url: up.url, id: 'a' }] } } })
