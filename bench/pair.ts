@@ -1,12 +1,13 @@
 /**
- * npm run bench:pair -- <case A> <case B> [--rounds 5 --seconds 5]
+ * npm run bench:pair -- <case A> <case B> [--rounds 5 --seconds 5 --path /large]
  *
  * A/B comparison that holds on a busy machine: both proxies run at the same
  * time, pinned to the same CPU (0), each loaded by its own wrk (both pinned to
  * CPU 1, 64 connections each). The scheduler shares the CPU between them, so
  * whatever else the machine runs slows both alike, and the ratio of their CPU
  * time per request says which one costs more, and by how much. Prints the
- * ratios B / A of each round and their median.
+ * ratios B / A of each round and their median. `--path /large` loads both with
+ * the upstreams' 128 KiB answer (streamed by fastify-lb) instead of the small one.
  */
 import { cpus } from 'node:os'
 import { findProgram } from '../test/helpers/external'
@@ -32,6 +33,9 @@ async function main (): Promise<void> {
   if (a === undefined || b === undefined) throw new Error('usage: pair.ts <case A> <case B> [--rounds N --seconds S]')
   const rounds = option('--rounds', 5)
   const seconds = option('--seconds', 5)
+  const pathAt = argv.indexOf('--path')
+  // The proxies' URLs end in '/'.
+  const path = pathAt === -1 ? '' : argv[pathAt + 1].replace(/^\//, '')
   const wrk = findProgram('wrk')
   if (wrk === null) throw new Error('wrk is not installed (Debian: apt-get install wrk)')
   const pinning = cpus().length >= 2 && findProgram('taskset') !== null
@@ -49,7 +53,7 @@ async function main (): Promise<void> {
     }))
     const load = async (seconds: number): Promise<Array<{ rps: number, cpu: number }>> => {
       const before = proxies.map((p) => cpuMicros(p.pid) ?? 0)
-      const results = await Promise.all(proxies.map(async (p) => await runWrk(processes, { wrk, url: p.url, seconds, connections: 64, cpu: pinning ? 1 : null, headers: p.headers })))
+      const results = await Promise.all(proxies.map(async (p) => await runWrk(processes, { wrk, url: p.url + path, seconds, connections: 64, cpu: pinning ? 1 : null, headers: p.headers })))
       results.forEach((r, i) => { if (r.errors > 0) process.stdout.write(`warning: ${[a, b][i]} answered ${r.errors} requests with an error\n`) })
       return results.map((r, i) => ({ rps: r.rps, cpu: ((cpuMicros(proxies[i].pid) ?? 0) - before[i]) / r.requests }))
     }

@@ -10,6 +10,10 @@ export function upstreamBody (i: number): string {
   return `hello from upstream ${String.fromCharCode(97 + i)}\n`
 }
 
+/** A path every upstream answers with LARGE_BYTES: above what fastify-lb reads whole, so the answer is streamed. */
+export const LARGE_PATH = '/large'
+export const LARGE_BYTES = 128 * 1024
+
 export interface Upstreams {
   /** 'nginx 1.22.1' or 'node' */
   kind: string
@@ -24,6 +28,7 @@ function nginxConfig (dir: string, ports: number[]): string {
     server {
       listen 127.0.0.1:${port};
       location / { return 200 "${upstreamBody(i).trimEnd()}\\n"; }
+      location = ${LARGE_PATH} { alias ${dir}/large.txt; }
     }`).join('')
   return `daemon off;
 master_process off;
@@ -80,6 +85,7 @@ export async function startUpstreams (processes: Processes, cpu: number | null):
   await mkdir(join(dir, 'tmp'))
   const ports = [await freePort(), await freePort(), await freePort()]
   await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, ports))
+  await writeFile(join(dir, 'large.txt'), 'x'.repeat(LARGE_BYTES))
   const child = processes.start(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], cpu)
   const output = collectOutput(child)
   const removeDir = async (): Promise<void> => { await rm(dir, { recursive: true, force: true }) }
