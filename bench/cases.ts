@@ -32,7 +32,7 @@ export const CASES: CaseInfo[] = [
   { name: 'reply-from-balanced', label: 'reply-from, `base` array (undici BalancedPool)' },
   ...ALGORITHMS.map((a) => ({ name: `lb-${a}`, label: `fastify-lb ${a}, metrics on` })),
   { name: 'lb-everything', label: 'fastify-lb everything on, returning clients (valid affinity cookie)', sticky: true },
-  { name: 'lb-everything-new', label: 'fastify-lb everything on, new clients (a cookie signed per request)' }
+  { name: 'lb-everything-new', label: 'fastify-lb everything on, new clients (a new cookie for every request)' }
 ]
 
 /** Run only when named with --only: what each Fastify feature the plugin relies on costs by itself. */
