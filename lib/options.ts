@@ -57,6 +57,11 @@ export interface PoolOptions {
   tableSize?: number
   /** Time a single try may wait for the upstream's headers, and between body chunks, in ms (default 30000). */
   timeout?: number
+  /**
+   * Answers with a declared length up to this many bytes (and a content type) are read whole before they are
+   * passed on; larger ones, and all when 0, are streamed (default 65536).
+   */
+  bufferLimit?: number
   /** Retry policy; false turns retries of sent requests off (connect failures still fail over). */
   retry?: RetryOptions | false
   /** Signed-cookie session affinity (default: none). See docs/affinity.md. */
@@ -114,6 +119,7 @@ export interface ResolvedPoolOptions {
   pointsPerWeight: number
   tableSize: number
   timeout: number
+  bufferLimit: number
   retry: ResolvedRetry
   affinity: ResolvedAffinity | null
   healthCheck: ResolvedHealthCheck | null
@@ -124,9 +130,13 @@ export interface ResolvedPoolOptions {
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
+/** As much as nginx's default proxy_buffers hold (8 pages of 4 or 8 KiB). */
+const DEFAULT_BUFFER_LIMIT = 64 * 1024
+/** Every try in flight may hold this much: larger answers are better streamed. */
+const MAX_BUFFER_LIMIT = 16 * 1024 * 1024
 const HASHING: ReadonlySet<AlgorithmName> = new Set<AlgorithmName>(['consistent-hash', 'maglev'])
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
-const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'retry', 'affinity',
+const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery'])
 
 function checkAlgorithm (pool: string, field: string, value: unknown): AlgorithmName {
@@ -259,6 +269,7 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     pointsPerWeight: checkInteger(name, 'pointsPerWeight', value.pointsPerWeight ?? 160, 1, 10_000),
     tableSize,
     timeout: checkInteger(name, 'timeout', value.timeout ?? 30_000, 1, 3_600_000),
+    bufferLimit: checkInteger(name, 'bufferLimit', value.bufferLimit ?? DEFAULT_BUFFER_LIMIT, 0, MAX_BUFFER_LIMIT),
     retry: resolveRetry(name, value.retry),
     affinity: resolveAffinity(name, value.affinity),
     healthCheck: resolveHealthCheck(name, value.healthCheck),

@@ -6,14 +6,6 @@ import type { FailureKind, Pool } from './pool'
 import type { Target } from './target'
 import { UpstreamBody, type BodySource } from './upstream-body'
 
-/**
- * Answers up to this size, whose length and type are announced, are read whole
- * before they are passed on, as nginx buffers upstream answers (its default
- * proxy_buffers are 8 pages, 32 or 64 KiB): the client gets one write, and an answer cut
- * short is a failed try the gateway can still answer for, or retry.
- */
-export const BUFFER_LIMIT = 64 * 1024
-
 /** What a try needs of the request it serves. */
 export interface TryOwner {
   readonly pool: Pool
@@ -101,13 +93,18 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     return true
   }
 
+  /**
+   * Whether the answer is read whole before it is passed on: a declared length up to the pool's bufferLimit
+   * (64 KiB by default, as much as nginx buffers) and a content type. The client then gets one write, and an
+   * answer cut short is a failed try the gateway can still answer for, or retry.
+   */
   private bufferable (statusCode: number, headers: IncomingHttpHeaders): boolean {
     if (this.head || statusCode === 204 || statusCode === 304) return true
     const length = headers['content-length']
     if (length === undefined || length === '') return false
     const bytes = Number(length)
     // A body without a content type goes as a stream: Fastify would label a Buffer application/octet-stream.
-    return bytes <= BUFFER_LIMIT && (bytes === 0 || headers['content-type'] !== undefined)
+    return bytes <= this.owner.pool.options.bufferLimit && (bytes === 0 || headers['content-type'] !== undefined)
   }
 
   onData (chunk: Buffer): boolean {

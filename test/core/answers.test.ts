@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
+import { FaultServer } from '../helpers/fault-server'
 import { Client, refusedUrl, startGateway, until } from '../helpers/gateway'
 
 /** 200,000 bytes: above the 64 KiB the gateway reads whole, so it streams. */
@@ -203,4 +204,40 @@ test('hooks after the proxy run in the async context of their request', async (t
     'onSend failed-over': 'failed-over',
     'onResponse failed-over': 'failed-over'
   })
+})
+
+test('bufferLimit: how large an answer may be to be read whole; 0 streams every answer', async (t) => {
+  const fault = await new FaultServer('fault').start()
+  const gw = await startGateway({
+    pools: {
+      streaming: { bufferLimit: 0, targets: [fault.url] },
+      roomy: { bufferLimit: 200_000, targets: [fault.url] }
+    }
+  }, (app) => {
+    app.get('/streaming/*', { config: { upstream: 'streaming' } }, app.lb.forward)
+    app.get('/roomy/*', { config: { upstream: 'roomy' } }, app.lb.forward)
+  })
+  const client = new Client()
+  t.teardown(async () => { await client.close(); await gw.close(); await fault.stop() })
+
+  /** The status, or 'cut' when the head came and the body broke off. */
+  async function seen (path: string): Promise<number | 'cut'> {
+    const res = await request(gw.url + path, { dispatcher: client.agent })
+    try {
+      await res.body.text()
+      return res.statusCode
+    } catch {
+      return 'cut'
+    }
+  }
+
+  // 100 of 1,000 announced bytes, then the connection is cut: within the default limit this is a 502.
+  fault.mode = 'half-body'
+  t.equal(await seen('/streaming/x'), 'cut', 'streamed: the client got the head, then a cut')
+  // 100 of 100,000: streamed by default, read whole under a limit of 200,000.
+  fault.mode = 'half-large'
+  t.equal(await seen('/roomy/x'), 502, 'read whole: the gateway answers for the upstream')
+  fault.mode = 'ok'
+  t.equal(await seen('/streaming/x'), 200, 'a whole answer passes either way')
+  t.same([gw.app.lb.pool('streaming').inFlight, gw.app.lb.pool('roomy').inFlight], [0, 0])
 })

@@ -23,6 +23,7 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a hashing fallback', { pools: { users: { targets: [good], hashFallback: 'maglev' } } }, /hashFallback = "maglev"/],
   ['a table size that is not prime', { pools: { users: { targets: [good], tableSize: 65536 } } }, /tableSize = 65536 \(must be a prime/],
   ['a negative timeout', { pools: { users: { targets: [good], timeout: -1 } } }, /timeout = -1/],
+  ['a buffer limit above 16 MiB', { pools: { users: { targets: [good], bufferLimit: 17_000_000 } } }, /pool "users": bufferLimit = 17000000/],
   ['too many retries', { pools: { users: { targets: [good], retry: { attempts: 11 } } } }, /retry\.attempts = 11/],
   ['a retry status outside 5xx', { pools: { users: { targets: [good], retry: { statuses: [404] } } } }, /retry\.statuses\[0\] = 404/],
   ['an unknown plugin option', { poolz: {} }, /pool "\(plugin\)": poolz/],
