@@ -36,6 +36,8 @@ export interface PoolStatus {
   inFlight: number
   /** Requests answered 503 for lack of an eligible target. */
   noTarget: number
+  /** What became of retries so far, as lb_retries_total counts them (docs/observability.md). */
+  retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number }
   targets: TargetStatus[]
 }
 
@@ -81,7 +83,7 @@ export const statusSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'targets'],
+        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'targets'],
         properties: {
           name: { type: 'string' },
           algorithm: { type: 'string' },
@@ -89,6 +91,16 @@ export const statusSchema = {
           panic: { type: 'boolean' },
           inFlight: { type: 'integer' },
           noTarget: { type: 'integer' },
+          retries: {
+            type: 'object',
+            required: ['attempted', 'succeeded', 'budgetExhausted', 'limitExceeded'],
+            properties: {
+              attempted: { type: 'integer' },
+              succeeded: { type: 'integer' },
+              budgetExhausted: { type: 'integer' },
+              limitExceeded: { type: 'integer' }
+            }
+          },
           targets: { type: 'array', items: targetSchema }
         }
       }
@@ -128,6 +140,12 @@ function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
     panic: pool.panic,
     inFlight: pool.inFlight,
     noTarget: pool.noTarget,
+    retries: {
+      attempted: pool.retries.attempted,
+      succeeded: pool.retries.succeeded,
+      budgetExhausted: pool.retries.budget_exhausted,
+      limitExceeded: pool.retries.limit_exceeded
+    },
     targets: pool.targets.map((t) => targetStatus(t, eligible, hideUrls, now))
   }
 }

@@ -42,8 +42,8 @@ test('a real Chromium shows every pool and target, and a target that goes down c
   await page.goto(url)
   t.same(await page.locator('section').evaluateAll((s) => s.map((x) => x.getAttribute('data-pool'))), ['main', 'orders'], 'a section per pool')
   t.same(await page.locator('h2').allInnerTexts(), [
-    'main round-robin · 2 of 2 eligible · 0 in flight · 0 without target',
-    'orders random · 1 of 1 eligible · 0 in flight · 0 without target'
+    'main round-robin · 2 of 2 eligible · 0 in flight · 0 without target · 0 retries (0 succeeded, 0 refused)',
+    'orders random · 1 of 1 eligible · 0 in flight · 0 without target · 0 retries (0 succeeded, 0 refused)'
   ])
   t.same(await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-target') ?? ''}:${r.getAttribute('data-state') ?? ''}`)),
     ['a:healthy', 'b:healthy', 'legacy:healthy'], 'a row per target')

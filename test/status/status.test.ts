@@ -22,7 +22,8 @@ test('JSON for machines: every pool with its algorithm, every target with its st
   })
   const { ups, gw, client } = o
   await client.send(gw.url + '/x')
-  ups[1].mode = 'error'
+  // b answers 503: the request is retried on a.
+  ups[1].status = 503
   await client.send(gw.url + '/x')
   const res = await client.send(gw.url + '/lb/status')
   t.equal(res.status, 200)
@@ -40,8 +41,9 @@ test('JSON for machines: every pool with its algorithm, every target with its st
       panic: false,
       inFlight: 0,
       noTarget: 0,
+      retries: { attempted: 1, succeeded: 1, budgetExhausted: 0, limitExceeded: 0 },
       targets: [
-        { id: 'a', url: ups[0].url, ...idle, requests: 1, failures: 0, ewmaMs: 'number' },
+        { id: 'a', url: ups[0].url, ...idle, requests: 2, failures: 0, ewmaMs: 'number' },
         { id: 'b', url: ups[1].url, ...idle, requests: 1, failures: 1, ewmaMs: 'number' }
       ]
     },
@@ -52,6 +54,7 @@ test('JSON for machines: every pool with its algorithm, every target with its st
       panic: false,
       inFlight: 0,
       noTarget: 0,
+      retries: { attempted: 0, succeeded: 0, budgetExhausted: 0, limitExceeded: 0 },
       targets: [{ id: 'nine', url: 'http://127.0.0.1:9', ...idle, weight: 3, effectiveWeight: 3, requests: 0, failures: 0, ewmaMs: 'object' }]
     }
   ], 'an unmeasured target has ewmaMs null')
