@@ -9,7 +9,7 @@
  *   included): bytes allocated per request by function and package. Unlike
  *   time, allocation does not depend on what else the machine is running.
  * Later cases are compared with the first. Writes bench/results/profile.md (or
- * allocations.md); the raw profiles stay in bench/results/profiles/.
+ * allocations.md; with --path /large, profile-large.md); the raw profiles stay in bench/results/profiles/.
  */
 import { cpus } from 'node:os'
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -174,6 +174,8 @@ async function main (): Promise<void> {
   const cases = option('--cases', 'reply-from,lb-round-robin').split(',')
   const seconds = Number(option('--seconds', '10'))
   const top = Number(option('--top', '25'))
+  // The proxies' URLs end in '/': `--path /large` profiles the upstreams' 128 KiB (streamed) answer.
+  const path = option('--path', '/').replace(/^\//, '')
   const allocations = argv.includes('--allocations')
   const unit = allocations ? BYTES : TIME
   const wrk = findProgram('wrk')
@@ -199,7 +201,7 @@ async function main (): Promise<void> {
       const child = processes.find(proxy.pid)
       if (child === undefined) throw new Error(`proxy ${name} is gone`)
       const sticky = [...CASES, ...DIAGNOSTICS].find((c) => c.name === name)?.sticky === true
-      const load = { wrk, url: proxy.url, connections: 64, cpu: loadCpu, headers: await probe(proxy.url, sticky) }
+      const load = { wrk, url: proxy.url + path, connections: 64, cpu: loadCpu, headers: await probe(proxy.url, sticky) }
       await runWrk(processes, { ...load, seconds: 3 })
       const cpuBefore = cpuMicros(proxy.pid)
       if (allocations) process.kill(proxy.pid, 'SIGUSR2')
@@ -243,7 +245,8 @@ async function main (): Promise<void> {
     'Only what happened while wrk measured counts.\n\n'
   const text = header + summaries.map((s) => table(s, top, unit)).join('\n') + '\n' +
     summaries.slice(1).map((s) => difference(summaries[0], s, top, unit)).join('\n')
-  await writeFile(join(__dirname, 'results', allocations ? 'allocations.md' : 'profile.md'), text)
+  const suffix = path === '' ? '' : `-${path.replace(/[^A-Za-z0-9]+/g, '-')}`
+  await writeFile(join(__dirname, 'results', `${allocations ? 'allocations' : 'profile'}${suffix}.md`), text)
   process.stdout.write('\n' + text)
 }
 
