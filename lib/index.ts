@@ -80,7 +80,7 @@ export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } fr
 export type { HealthRegistry } from './health/registry'
 export type { CheckEvent, TransitionEvent } from './health/monitor'
 export type { AlgorithmName } from './balancers/index'
-export type { DiscoveryEvent, DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions } from './discovery/index'
+export type { DiscoveryEvent, DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions, EtcdTlsOptions, RegistryTlsOptions } from './discovery/index'
 export type { MetricsOptions, StatusOptions, RouteGuard } from './observability-options'
 export type { StatusReport, PoolStatus, TargetStatus } from './status'
 export { InvalidOptionError, UnknownPoolError } from './errors'

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import type { Agent } from 'undici'
 import { resolveTarget, type ResolvedTarget } from '../options'
 import { registryAgent, requestJson } from './http'
 import { isRecord } from '../validate'
@@ -23,13 +24,14 @@ function positiveInteger (value: unknown): number | undefined {
 export class ConsulProvider extends RefreshingProvider {
   readonly type = 'consul'
   private readonly options: ResolvedConsulDiscovery
-  private readonly agent = registryAgent()
+  private readonly agent: Agent
   private readonly controller = new AbortController()
   private index = 0
 
   constructor (pool: string, options: ResolvedConsulDiscovery) {
     super(pool, options.retryInterval, options.maxRetryInterval)
     this.options = options
+    this.agent = registryAgent(options.tls)
   }
 
   protected async close (): Promise<void> {

@@ -1,8 +1,8 @@
-import { request } from 'undici'
+import { request, type Agent } from 'undici'
 import { resolveTarget, type ResolvedTarget } from '../options'
-import { registryAgent, requestJson } from './http'
+import { registryAgent, requestJson, RegistryAnswerError } from './http'
 import { isRecord } from '../validate'
-import type { ResolvedEtcdDiscovery } from './options'
+import type { EtcdCredentials, ResolvedEtcdDiscovery } from './options'
 import { RefreshingProvider } from './base'
 import { messageOf } from './provider'
 
@@ -31,27 +31,52 @@ function parseValue (value: string): unknown {
 }
 
 /**
+ * The errors with which etcd refuses a token rather than a request: a token it
+ * does not know or that expired (401 "invalid auth token"; a restart also
+ * forgets simple tokens), a JWT older than the last change of users or roles
+ * ("revision of auth store is old"), no token where authentication has since
+ * been turned on ("user name is empty"). A new token cures them; etcd's own
+ * client renews its token on the same errors.
+ */
+const TOKEN_REFUSED = /invalid auth token|revision of auth store is old|user name is empty/
+
+function tokenRefused (err: unknown): boolean {
+  return err instanceof RegistryAnswerError && (err.status === 401 || TOKEN_REFUSED.test(err.body))
+}
+
+type Headers = Record<string, string>
+
+/**
  * Follows the targets stored under an etcd key prefix, through etcd's v3
  * HTTP/JSON gateway: a range read, then a watch from the next revision. A lost
  * connection, a failed or cancelled watch (compaction) keeps the last list and
  * starts over with a fresh read, trying the next URL when several are given.
  * The list is ordered by key and does not depend on the order events arrived
  * in, so every replica that reads the same keys builds the same list.
+ *
+ * With a username and password, the provider authenticates and sends etcd's
+ * token as the Authorization header. Tokens expire (simple tokens after
+ * --auth-token-ttl without use, JWTs after their ttl) while a watch runs; the
+ * next read that etcd refuses for its token gets a new one at once.
  */
 export class EtcdProvider extends RefreshingProvider {
   readonly type = 'etcd'
   private readonly options: ResolvedEtcdDiscovery
-  private readonly agent = registryAgent()
+  private readonly agent: Agent
   private readonly controller = new AbortController()
   private readonly key: string
   private readonly rangeEnd: string
   /** The current value of every key under the prefix, by base64 key. */
   private readonly values = new Map<string, string>()
   private endpoint = 0
+  /** The token sent as Authorization: null before authenticating and once etcd refused it; '' when etcd has authentication off. */
+  private token: string | null = null
+  private saidAuthOff = false
 
   constructor (pool: string, options: ResolvedEtcdDiscovery) {
     super(pool, options.retryInterval, options.maxRetryInterval)
     this.options = options
+    this.agent = registryAgent(options.tls)
     const prefix = Buffer.from(options.prefix, 'utf8')
     this.key = b64(prefix)
     this.rangeEnd = b64(prefixEnd(prefix))
@@ -73,13 +98,14 @@ export class EtcdProvider extends RefreshingProvider {
   /** Reads the prefix, reports the list, then applies watch events until the watch ends. Only returns by throwing. */
   private async follow (url: string): Promise<void> {
     const { timeout } = this.options
-    const answer = await requestJson(this.agent, `${url}/v3/kv/range`, {
+    const answer = await this.authorized(url, async (headers) => requestJson(this.agent, `${url}/v3/kv/range`, {
       method: 'POST',
+      headers,
       body: JSON.stringify({ key: this.key, range_end: this.rangeEnd }),
       signal: this.controller.signal,
       headersTimeout: timeout,
       bodyTimeout: timeout
-    })
+    }))
     const body = isRecord(answer.body) ? answer.body : {}
     const revision = Number(isRecord(body.header) ? body.header.revision : NaN)
     if (!Number.isSafeInteger(revision)) throw new Error('range answer without a revision')
@@ -88,13 +114,69 @@ export class EtcdProvider extends RefreshingProvider {
       if (isRecord(kv) && typeof kv.key === 'string') this.values.set(kv.key, typeof kv.value === 'string' ? kv.value : '')
     }
     this.report()
-    await this.watch(url, revision + 1)
+    await this.watch(url, revision + 1, await this.headers(url))
   }
 
-  private async watch (url: string, fromRevision: number): Promise<never> {
+  /** The Authorization header, authenticating first when there is no token. */
+  private async headers (url: string): Promise<Headers> {
+    const { credentials } = this.options
+    if (credentials === undefined) return {}
+    this.token ??= await this.authenticate(url, credentials)
+    return this.token === '' ? {} : { authorization: this.token }
+  }
+
+  /**
+   * Sends a request with the current token. A token that etcd refuses is
+   * replaced at once and the request sent again, once: a new token refused
+   * too is a failure like any other, retried after the provider's backoff.
+   */
+  private async authorized<T> (url: string, send: (headers: Headers) => Promise<T>): Promise<T> {
+    const renewable = this.token !== null
+    try {
+      return await send(await this.headers(url))
+    } catch (err) {
+      if (this.options.credentials === undefined || !tokenRefused(err)) throw err
+      this.token = null
+      if (!renewable) throw err
+      return await send(await this.headers(url))
+    }
+  }
+
+  /**
+   * Asks etcd for a token (POST /v3/auth/authenticate). An etcd with
+   * authentication off answers that it is not enabled: requests then go
+   * without a token, as etcd's own client does, until etcd asks for one.
+   */
+  private async authenticate (url: string, { username, password }: EtcdCredentials): Promise<string> {
+    const { timeout } = this.options
+    let body: unknown
+    try {
+      body = (await requestJson(this.agent, `${url}/v3/auth/authenticate`, {
+        method: 'POST',
+        body: JSON.stringify({ name: username, password }),
+        signal: this.controller.signal,
+        headersTimeout: timeout,
+        bodyTimeout: timeout
+      })).body
+    } catch (err) {
+      if (err instanceof RegistryAnswerError && err.body.includes('authentication is not enabled')) {
+        if (!this.saidAuthOff) this.warn(`etcd at ${url} has authentication turned off: reading without a token`)
+        this.saidAuthOff = true
+        return ''
+      }
+      // The message names the user and etcd's answer, never the password.
+      throw new Error(`authentication as user ${JSON.stringify(username)} failed: ${messageOf(err)}`)
+    }
+    const token = isRecord(body) ? body.token : undefined
+    if (typeof token !== 'string' || token === '') throw new Error(`authentication as user ${JSON.stringify(username)} answered without a token`)
+    return token
+  }
+
+  private async watch (url: string, fromRevision: number, headers: Headers): Promise<never> {
     const res = await request(`${url}/v3/watch`, {
       dispatcher: this.agent,
       method: 'POST',
+      headers,
       body: JSON.stringify({ create_request: { key: this.key, range_end: this.rangeEnd, start_revision: String(fromRevision) } }),
       signal: this.controller.signal,
       headersTimeout: this.options.timeout,
@@ -102,6 +184,7 @@ export class EtcdProvider extends RefreshingProvider {
       bodyTimeout: 0
     })
     if (res.statusCode !== 200) {
+      if (res.statusCode === 401) this.token = null
       // dump() swallows the stream's own error; destroy() would emit one that nobody handles.
       await res.body.dump()
       throw new Error(`watch answered ${res.statusCode}`)
@@ -125,7 +208,12 @@ export class EtcdProvider extends RefreshingProvider {
     if (!isRecord(message)) return
     if (isRecord(message.error)) throw new Error(`watch failed: ${String(message.error.message ?? 'unknown error')}`)
     const result = isRecord(message.result) ? message.result : {}
-    if (result.canceled === true) throw new Error(`watch cancelled: ${String(result.cancel_reason ?? 'no reason given')}`)
+    if (result.canceled === true) {
+      const reason = String(result.cancel_reason ?? 'no reason given')
+      // etcd cancels a watch whose token it no longer accepts as "permission denied": the next attempt gets a new token.
+      if (reason.includes('permission denied')) this.token = null
+      throw new Error(`watch cancelled: ${reason}`)
+    }
     if (result.created === true) this.backoff.reset()
     if (!Array.isArray(result.events) || result.events.length === 0) return
     for (const event of result.events) {

@@ -1,11 +1,28 @@
 import { Agent, request } from 'undici'
+import type { ResolvedRegistryTls } from './options'
 
 /** Answers larger than this are refused: a registry answer is a list of instances, not a download. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024
 
-/** An HTTP client of a provider's own, so its long polls share nothing with the gateway's upstream connections. */
-export function registryAgent (): Agent {
-  return new Agent({ connections: 2, pipelining: 0 })
+/**
+ * An HTTP client of a provider's own, so its long polls share nothing with the
+ * gateway's upstream connections. `tls` applies to its https connections.
+ */
+export function registryAgent (tls?: ResolvedRegistryTls): Agent {
+  return new Agent({ connections: 2, pipelining: 0, connect: tls === undefined ? undefined : { ...tls } })
+}
+
+/** A registry answered with a status other than 200; `body` is the start of what it said. */
+export class RegistryAnswerError extends Error {
+  readonly status: number
+  readonly body: string
+
+  constructor (status: number, body: string) {
+    const start = body.slice(0, 200).trim()
+    super(`answered ${status}: ${start}`)
+    this.status = status
+    this.body = start
+  }
 }
 
 export interface JsonAnswer {
@@ -15,8 +32,8 @@ export interface JsonAnswer {
 
 /**
  * Sends a request to a registry and parses its JSON answer. Any status but 200
- * throws, naming the status and the start of the body (registries explain
- * themselves there).
+ * throws a RegistryAnswerError, naming the status and the start of the body
+ * (registries explain themselves there).
  */
 export async function requestJson (
   agent: Agent,
@@ -38,7 +55,7 @@ export async function requestJson (
     throw new Error(`answer of ${length} bytes is too large`)
   }
   const text = await res.body.text()
-  if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}: ${text.slice(0, 200).trim()}`)
+  if (res.statusCode !== 200) throw new RegistryAnswerError(res.statusCode, text)
   try {
     return { headers: res.headers, body: JSON.parse(text) }
   } catch {

@@ -44,4 +44,4 @@ export class Discovery {
 }
 
 export type { DiscoveryEvent } from './provider'
-export type { DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions, OnEmpty } from './options'
+export type { DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions, EtcdTlsOptions, RegistryTlsOptions, OnEmpty } from './options'

@@ -1,6 +1,7 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { Resolver } from 'node:dns/promises'
 import { invalidOption } from '../errors'
-import { checkInteger } from '../validate'
+import { checkInteger, isRecord } from '../validate'
 
 /** What a DNS or Consul provider does with an answer that lists no target. */
 export type OnEmpty = 'keep' | 'remove'
@@ -41,6 +42,27 @@ export interface DnsDiscoveryOptions {
   onEmpty?: OnEmpty
 }
 
+/** A PEM certificate, key or CA bundle: its contents (not a file's path), as a string or a Buffer. */
+export type Pem = string | Buffer
+
+/** TLS towards a registry reached over https. Its certificate is verified unless rejectUnauthorized is false. */
+export interface RegistryTlsOptions {
+  /** CA certificate(s) to trust instead of Node's bundled ones (PEM). */
+  ca?: Pem | Pem[]
+  /** Verify the registry's certificate (default true). */
+  rejectUnauthorized?: boolean
+  /** The name the registry's certificate must carry, when it is not the URL's host. */
+  servername?: string
+}
+
+/** TLS towards etcd: a registry's, plus a client certificate for etcd's `--client-cert-auth`. */
+export interface EtcdTlsOptions extends RegistryTlsOptions {
+  /** Client certificate (PEM); requires `key`. */
+  cert?: Pem
+  /** The client certificate's private key (PEM, not encrypted); requires `cert`. */
+  key?: Pem
+}
+
 /** Consul's health API, followed with blocking queries. */
 export interface ConsulDiscoveryOptions {
   type: 'consul'
@@ -68,6 +90,8 @@ export interface ConsulDiscoveryOptions {
   timeout?: number
   /** An answer without passing instances: keep the last list ('keep', default) or remove every target ('remove'). */
   onEmpty?: OnEmpty
+  /** TLS towards an https `url`. */
+  tls?: RegistryTlsOptions
 }
 
 /** etcd v3: targets as JSON values under a key prefix, followed with a watch (through etcd's HTTP/JSON gateway). */
@@ -83,6 +107,12 @@ export interface EtcdDiscoveryOptions {
   retryInterval?: number
   /** Longest time between retries, in ms (default 30000). */
   maxRetryInterval?: number
+  /** etcd user to authenticate as (requires `password`); the token etcd gives is renewed when etcd refuses it. */
+  username?: string
+  /** The user's password (requires `username`). Never logged. */
+  password?: string
+  /** TLS towards https `url`s, with an optional client certificate. */
+  tls?: EtcdTlsOptions
 }
 
 export type DiscoveryOptions = FileDiscoveryOptions | DnsDiscoveryOptions | ConsulDiscoveryOptions | EtcdDiscoveryOptions
@@ -108,6 +138,15 @@ export interface ResolvedDnsDiscovery {
   onEmpty: OnEmpty
 }
 
+/** TLS options for a provider's undici Agent (its `connect` options). */
+export interface ResolvedRegistryTls {
+  ca?: Pem | Pem[]
+  cert?: Pem
+  key?: Pem
+  rejectUnauthorized: boolean
+  servername?: string
+}
+
 export interface ResolvedConsulDiscovery {
   type: 'consul'
   url: string
@@ -122,6 +161,12 @@ export interface ResolvedConsulDiscovery {
   maxRetryInterval: number
   timeout: number
   onEmpty: OnEmpty
+  tls: ResolvedRegistryTls | undefined
+}
+
+export interface EtcdCredentials {
+  username: string
+  password: string
 }
 
 export interface ResolvedEtcdDiscovery {
@@ -131,6 +176,8 @@ export interface ResolvedEtcdDiscovery {
   timeout: number
   retryInterval: number
   maxRetryInterval: number
+  credentials: EtcdCredentials | undefined
+  tls: ResolvedRegistryTls | undefined
 }
 
 export type ResolvedDiscovery = ResolvedFileDiscovery | ResolvedDnsDiscovery | ResolvedConsulDiscovery | ResolvedEtcdDiscovery
@@ -138,8 +185,27 @@ export type ResolvedDiscovery = ResolvedFileDiscovery | ResolvedDnsDiscovery | R
 const KEYS: Record<DiscoveryOptions['type'], readonly string[]> = {
   file: ['type', 'path', 'debounce', 'interval'],
   dns: ['type', 'name', 'record', 'port', 'scheme', 'resolver', 'interval', 'minInterval', 'timeout', 'tries', 'onEmpty'],
-  consul: ['type', 'url', 'service', 'token', 'dc', 'tag', 'wait', 'weightMeta', 'scheme', 'retryInterval', 'maxRetryInterval', 'timeout', 'onEmpty'],
-  etcd: ['type', 'url', 'prefix', 'timeout', 'retryInterval', 'maxRetryInterval']
+  consul: ['type', 'url', 'service', 'token', 'dc', 'tag', 'wait', 'weightMeta', 'scheme', 'retryInterval', 'maxRetryInterval', 'timeout', 'onEmpty', 'tls'],
+  etcd: ['type', 'url', 'prefix', 'timeout', 'retryInterval', 'maxRetryInterval', 'username', 'password', 'tls']
+}
+
+/** Options whose values are secret, or hold secrets: messages show only their type and length. */
+const SECRET_KEYS = new Set(['token', 'password', 'tls', 'key'])
+
+const TLS_KEYS: Record<'consul' | 'etcd', readonly string[]> = {
+  consul: ['ca', 'rejectUnauthorized', 'servername'],
+  etcd: ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername']
+}
+
+/**
+ * How a secret (a password, a private key) or a PEM blob appears in an error
+ * message: its type and length, never its contents.
+ */
+function shapeOf (value: unknown): unknown {
+  if (value === undefined) return undefined
+  if (typeof value === 'string') return `<${value.length} character${value.length === 1 ? '' : 's'}>`
+  if (Buffer.isBuffer(value)) return `<${value.length} byte${value.length === 1 ? '' : 's'}>`
+  return `<${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}>`
 }
 
 const HOUR = 3_600_000
@@ -154,6 +220,11 @@ class Fields {
     throw invalidOption(this.pool, `${this.at}.${field}`, this.spec[field], why)
   }
 
+  /** Like fail, showing only the value's type and length. */
+  failSecret (field: string, why: string): never {
+    throw invalidOption(this.pool, `${this.at}.${field}`, shapeOf(this.spec[field]), why)
+  }
+
   string (field: string, fallback?: string): string {
     const value = this.spec[field] ?? fallback
     if (typeof value !== 'string' || value.length === 0) this.fail(field, 'must be a non-empty string')
@@ -162,6 +233,14 @@ class Fields {
 
   optionalString (field: string): string | undefined {
     return this.spec[field] === undefined ? undefined : this.string(field)
+  }
+
+  /** An optional password or token: a non-empty string, never shown in a message. */
+  optionalSecret (field: string): string | undefined {
+    const value = this.spec[field]
+    if (value === undefined) return undefined
+    if (typeof value !== 'string' || value.length === 0) this.failSecret(field, 'must be a non-empty string')
+    return value
   }
 
   integer (field: string, fallback: number, min: number, max: number): number {
@@ -194,6 +273,78 @@ class Fields {
     }
     return parsed.origin + parsed.pathname.replace(/\/+$/, '')
   }
+}
+
+/**
+ * Checks a PEM value with `parse` (Node's own parser decides what it accepts).
+ * A refusal names the field and shows only the value's type and length.
+ */
+function checkPem<T> (f: Fields, field: string, value: unknown, what: string, parse: (value: Pem) => T): T {
+  const fail = (why: string): never => { throw invalidOption(f.pool, `${f.at}.${field}`, shapeOf(value), why) }
+  if ((typeof value !== 'string' && !Buffer.isBuffer(value)) || value.length === 0) return fail(`must be ${what} in PEM, as a string or a Buffer`)
+  const text = typeof value === 'string' ? value : value.toString('latin1')
+  if (!text.includes('-----BEGIN ')) return fail(`must hold ${what} in PEM: the file's contents (readFileSync(path)), not its path`)
+  try {
+    return parse(value)
+  } catch (err) {
+    return fail(`is not ${what} Node can read: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
+const certificate = (value: Pem): X509Certificate => new X509Certificate(value)
+
+/**
+ * A provider's `tls`: CA certificates, a client certificate and key (both or
+ * neither, and matching), verification on unless turned off. Certificates and
+ * keys are parsed here, so a mistake fails at startup rather than at the first
+ * connection; their contents never appear in a message. `tls` only makes sense
+ * with https URLs, so an http one is refused.
+ */
+function resolveTls (f: Fields, type: 'consul' | 'etcd', urls: string[]): ResolvedRegistryTls | undefined {
+  const value = f.spec.tls
+  if (value === undefined) return undefined
+  if (!isRecord(value)) f.failSecret('tls', `must be an object with ${TLS_KEYS[type].join(', ')}`)
+  const t = new Fields(f.pool, `${f.at}.tls`, value)
+  for (const key of Object.keys(value)) {
+    if (!TLS_KEYS[type].includes(key)) t.failSecret(key, `is not a tls option of the ${type} provider`)
+  }
+  const plain = urls.findIndex((u) => !u.startsWith('https:'))
+  if (plain !== -1) {
+    const field = Array.isArray(f.spec.url) ? `url[${plain}]` : 'url'
+    throw invalidOption(f.pool, `${f.at}.${field}`, urls[plain], 'must be an https URL when tls is set')
+  }
+  if (value.rejectUnauthorized !== undefined && typeof value.rejectUnauthorized !== 'boolean') t.fail('rejectUnauthorized', 'must be a boolean')
+  const tls: ResolvedRegistryTls = { rejectUnauthorized: value.rejectUnauthorized !== false }
+  const servername = t.optionalString('servername')
+  if (servername !== undefined) tls.servername = servername
+  const { ca, cert, key } = value
+  if (Array.isArray(ca)) {
+    if (ca.length === 0) t.failSecret('ca', 'must be a CA certificate in PEM or a non-empty array of them')
+    ca.forEach((one: unknown, i) => checkPem(t, `ca[${i}]`, one, 'a CA certificate', certificate))
+    tls.ca = ca as Pem[]
+  } else if (ca !== undefined) {
+    checkPem(t, 'ca', ca, 'a CA certificate', certificate)
+    tls.ca = ca as Pem
+  }
+  if (cert === undefined && key === undefined) return tls
+  if (cert === undefined) t.fail('cert', 'is required with tls.key')
+  if (key === undefined) t.failSecret('key', 'is required with tls.cert')
+  const parsed = checkPem(t, 'cert', cert, 'a certificate', certificate)
+  const privateKey = checkPem(t, 'key', key, 'a private key', (v) => createPrivateKey(v))
+  if (!parsed.checkPrivateKey(privateKey)) t.failSecret('key', 'is not the private key of tls.cert')
+  tls.cert = cert as Pem
+  tls.key = key as Pem
+  return tls
+}
+
+/** etcd's `username` and `password`: both or neither. */
+function resolveCredentials (f: Fields): EtcdCredentials | undefined {
+  const username = f.optionalString('username')
+  const password = f.optionalSecret('password')
+  if (username === undefined && password === undefined) return undefined
+  if (username === undefined) f.fail('username', 'is required with password')
+  if (password === undefined) f.fail('password', 'is required with username')
+  return { username, password }
 }
 
 function resolveFile (f: Fields): ResolvedFileDiscovery {
@@ -245,11 +396,12 @@ function resolveRetry (f: Fields): { retryInterval: number, maxRetryInterval: nu
 }
 
 function resolveConsul (f: Fields): ResolvedConsulDiscovery {
+  const url = f.httpUrl('url', f.spec.url ?? 'http://127.0.0.1:8500')
   return {
     type: 'consul',
-    url: f.httpUrl('url', f.spec.url ?? 'http://127.0.0.1:8500'),
+    url,
     service: f.string('service'),
-    token: f.optionalString('token'),
+    token: f.optionalSecret('token'),
     dc: f.optionalString('dc'),
     tags: f.strings('tag'),
     wait: f.integer('wait', 60_000, 1, 600_000),
@@ -257,7 +409,8 @@ function resolveConsul (f: Fields): ResolvedConsulDiscovery {
     scheme: f.oneOf('scheme', 'http', ['http', 'https']),
     ...resolveRetry(f),
     timeout: f.integer('timeout', 10_000, 1, HOUR),
-    onEmpty: f.oneOf('onEmpty', 'keep', ['keep', 'remove'])
+    onEmpty: f.oneOf('onEmpty', 'keep', ['keep', 'remove']),
+    tls: resolveTls(f, 'consul', [url])
   }
 }
 
@@ -265,12 +418,15 @@ function resolveEtcd (f: Fields): ResolvedEtcdDiscovery {
   const raw = f.spec.url ?? 'http://127.0.0.1:2379'
   const list = Array.isArray(raw) ? raw : [raw]
   if (list.length === 0) f.fail('url', 'must name at least one etcd client URL')
+  const urls = list.map((u, i) => f.httpUrl(Array.isArray(raw) ? `url[${i}]` : 'url', u))
   return {
     type: 'etcd',
-    urls: list.map((u, i) => f.httpUrl(Array.isArray(raw) ? `url[${i}]` : 'url', u)),
+    urls,
     prefix: f.string('prefix'),
     timeout: f.integer('timeout', 5000, 1, HOUR),
-    ...resolveRetry(f)
+    ...resolveRetry(f),
+    credentials: resolveCredentials(f),
+    tls: resolveTls(f, 'etcd', urls)
   }
 }
 
@@ -294,7 +450,10 @@ export function resolveDiscovery (pool: string, value: unknown): ResolvedDiscove
     if ((spec as Spec).type === undefined) fields.fail('type', "is required: 'file', 'dns', 'consul' or 'etcd'")
     const type = fields.oneOf<DiscoveryOptions['type']>('type', 'file', ['file', 'dns', 'consul', 'etcd'])
     for (const key of Object.keys(spec)) {
-      if (!KEYS[type].includes(key)) fields.fail(key, `is not an option of the ${type} provider`)
+      if (KEYS[type].includes(key)) continue
+      const why = `is not an option of the ${type} provider`
+      if (SECRET_KEYS.has(key)) fields.failSecret(key, why)
+      else fields.fail(key, why)
     }
     return RESOLVERS[type](fields)
   })

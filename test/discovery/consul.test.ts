@@ -1,11 +1,12 @@
 import { test, type Test } from 'tap'
 import { startUpstreams, type DemoUpstream } from '../../example-gateway/demo-upstream'
 import type { ConsulDiscoveryOptions } from '../../lib/discovery/options'
+import { makeCertificates } from '../helpers/certs'
 import { ConsulServer, type ConsulInstance } from '../helpers/consul'
 import { membershipUnderLoad, memberUrls, nextDiscovery, urlsOf, type Member } from '../helpers/discovery-scenario'
 import { Client, count, sequence, startGateway, until } from '../helpers/gateway'
 
-async function startConsul (t: Test, options?: { token?: string, datacenter?: string }): Promise<ConsulServer> {
+async function startConsul (t: Test, options?: ConstructorParameters<typeof ConsulServer>[0]): Promise<ConsulServer> {
   const consul = await new ConsulServer(options).start()
   t.teardown(async () => { await consul.close() })
   return consul
@@ -137,4 +138,31 @@ test('consul: a server answering 500, then gone, keeps the last list; it resumes
   await consul.close()
   t.match(await gone, { ok: false, targets: 2 })
   t.same(count(await sequence(client, gw.url + '/x', 4)), { a: 2, b: 2 }, 'still serving both')
+})
+
+test('consul over https: the certificate is verified by default and trusted with tls.ca', async (t) => {
+  const certs = await makeCertificates(t)
+  const ups = await startUpstreams(['a', 'b'])
+  t.teardown(async () => { for (const u of ups) await u.stop() })
+  const consul = await startConsul(t, { tls: { cert: certs.server.cert, key: certs.server.key } })
+  consul.setService('users', [instance(ups[0])])
+  const gw = await startGateway({
+    pools: {
+      main: { algorithm: 'round-robin', discovery: consulDiscovery(consul, { tls: { ca: certs.ca } }) },
+      strict: { discovery: consulDiscovery(consul) }
+    }
+  })
+  t.teardown(gw.close)
+  t.match(consul.url, /^https:/)
+  const strict = gw.app.lb.pool('strict')
+  t.equal(strict.targets.length, 0, 'without tls.ca, the certificate of an unknown CA is refused')
+  t.match(await nextDiscovery(strict, (e) => !e.ok), { error: /^Consul query for users failed: unable to verify the first certificate/ })
+  const pool = gw.app.lb.pool('main')
+  t.same(memberUrls(pool), urlsOf([ups[0]]), 'trusted with tls.ca')
+  await until(() => consul.blocked >= 1, 5000, 'a blocking query over https')
+  consul.setService('users', [instance(ups[0]), instance(ups[1])])
+  await until(() => pool.targets.length === 2, 5000, 'the change, from the held query')
+  const client = new Client()
+  t.teardown(async () => { await client.close() })
+  t.same(count(await sequence(client, gw.url + '/x', 4)), { a: 2, b: 2 }, 'and serves both')
 })

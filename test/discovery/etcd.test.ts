@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net'
 import { startUpstreams } from '../../example-gateway/demo-upstream'
 import type { EtcdDiscoveryOptions } from '../../lib/discovery/options'
 import type { Pool } from '../../lib/pool'
-import { membershipUnderLoad, memberUrls, nextDiscovery, urlsOf, type Member } from '../helpers/discovery-scenario'
-import { Etcd } from '../helpers/etcd'
+import { membershipUnderLoad, memberUrls, nextDiscovery, urlsOf } from '../helpers/discovery-scenario'
+import { Etcd, etcdPublisher } from '../helpers/etcd'
 import { requireProgram } from '../helpers/external'
 import { Client, count, sequence, startGateway, until, type Gateway } from '../helpers/gateway'
 
@@ -16,23 +16,13 @@ function etcdDiscovery (etcd: Etcd): EtcdDiscoveryOptions {
   return { type: 'etcd', url: etcd.url, prefix: PREFIX, timeout: 2000, retryInterval: 20, maxRetryInterval: 200 }
 }
 
-/** Makes the keys under the prefix hold exactly these members, one key per upstream id. */
-async function publishTo (etcd: Etcd, members: Member[], previous: Set<string>): Promise<void> {
-  const now = new Set(members.map((m) => m.upstream.id))
-  for (const m of members) await etcd.put(PREFIX + m.upstream.id, { url: m.upstream.url, weight: m.weight, id: m.upstream.id })
-  for (const id of previous) if (!now.has(id)) await etcd.delete(PREFIX + id)
-  previous.clear()
-  for (const id of now) previous.add(id)
-}
-
 test('etcd: targets added, re-weighted and removed under load, without a failed request', async (t) => {
   const program = requireProgram(t, 'etcd', 'etcd (Debian package etcd-server)')
   if (program === null) return
   const etcd = await Etcd.start(t, program)
   const ups = await startUpstreams(['a', 'b', 'c'])
   t.teardown(async () => { for (const u of ups) await u.stop() })
-  const keys = new Set<string>()
-  const publish = async (members: Member[]): Promise<void> => publishTo(etcd, members, keys)
+  const publish = etcdPublisher(etcd, PREFIX)
   await publish([{ upstream: ups[0], weight: 1 }, { upstream: ups[1], weight: 1 }])
   const gw = await startGateway({ pools: { main: { algorithm: 'weighted-round-robin', retry: false, discovery: etcdDiscovery(etcd) } } })
   t.teardown(gw.close)

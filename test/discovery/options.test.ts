@@ -61,7 +61,8 @@ test('discovery defaults', async (t) => {
     retryInterval: 1000,
     maxRetryInterval: 30_000,
     timeout: 10_000,
-    onEmpty: 'keep'
+    onEmpty: 'keep',
+    tls: undefined
   }])
   t.same(resolve({ type: 'etcd', prefix: '/services/users/' }), [{
     type: 'etcd',
@@ -69,8 +70,15 @@ test('discovery defaults', async (t) => {
     prefix: '/services/users/',
     timeout: 5000,
     retryInterval: 1000,
-    maxRetryInterval: 30_000
+    maxRetryInterval: 30_000,
+    credentials: undefined,
+    tls: undefined
   }])
+  t.match(resolve({ type: 'etcd', prefix: '/p/', url: 'https://etcd:2379', username: 'gw', password: 'pw', tls: {} }), [{
+    urls: ['https://etcd:2379'],
+    credentials: { username: 'gw', password: 'pw' },
+    tls: { rejectUnauthorized: true }
+  }], 'credentials; tls verifies certificates unless told otherwise')
   t.same(resolve({ type: 'dns', name: 'api', record: 'A', port: 8080, resolver: '127.0.0.1:8600', interval: 500 }), [{
     type: 'dns',
     name: 'api',

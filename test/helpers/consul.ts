@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 
 /** One registered instance of a service, as a test describes it. */
@@ -63,18 +64,22 @@ export class ConsulServer {
   private port = 0
   private readonly token: string | undefined
   private readonly datacenter: string
+  private readonly tls: { cert: Buffer, key: Buffer } | undefined
 
-  constructor (options: { token?: string, datacenter?: string } = {}) {
+  /** With `tls`, the server listens over https with that certificate and key. */
+  constructor (options: { token?: string, datacenter?: string, tls?: { cert: Buffer, key: Buffer } } = {}) {
     this.token = options.token
     this.datacenter = options.datacenter ?? 'dc1'
+    this.tls = options.tls
   }
 
   get url (): string {
-    return `http://127.0.0.1:${this.port}`
+    return `${this.tls === undefined ? 'http' : 'https'}://127.0.0.1:${this.port}`
   }
 
   async start (): Promise<this> {
-    const server = createServer((req, res) => { this.handle(req, res) })
+    const handler = (req: IncomingMessage, res: ServerResponse): void => { this.handle(req, res) }
+    const server = this.tls === undefined ? createServer(handler) : createTlsServer(this.tls, handler)
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
       socket.once('close', () => this.sockets.delete(socket))
