@@ -64,6 +64,13 @@ function cookieAttributes (options: ResolvedAffinity, secure: boolean): string {
   return text + `; SameSite=${SAME_SITE[options.sameSite]}`
 }
 
+/** The Set-Cookie header of the pool's cookie this request was given, if any. */
+export const kIssued = Symbol('fastify-lb.affinity-cookie')
+
+interface AffinityRequest extends FastifyRequest {
+  [kIssued]: string | null
+}
+
 /** The value a pool's new clients get from one target during one second: the same for all of them. */
 interface Issued {
   expiry: number
@@ -197,15 +204,24 @@ export class Affinity {
   private setHeader (request: FastifyRequest, reply: FastifyReply, cookie: string): void {
     const secure = this.options.secure === 'auto' ? request.protocol === 'https' : this.options.secure
     const header = cookie + this.attributes[secure ? 1 : 0]
+    ;(request as AffinityRequest)[kIssued] = header
+    if (reply.getHeader('set-cookie') === undefined) reply.header('set-cookie', header)
+    else this.keepOwn(request, reply)
+  }
+
+  /**
+   * Makes the cookie this request was given the only one of the pool's name
+   * among the answer's Set-Cookie headers, and the last: other cookies of that
+   * name (an upstream's, one issued for a target the request failed over from)
+   * are dropped, every other cookie is kept.
+   */
+  keepOwn (request: FastifyRequest, reply: FastifyReply): void {
     const existing = reply.getHeader('set-cookie')
-    if (existing === undefined) {
-      reply.header('set-cookie', header)
-      return
-    }
-    const list = (Array.isArray(existing) ? existing : [existing]).map(String).filter((h) => !h.startsWith(this.prefix))
-    list.push(header)
+    const list = existing === undefined ? [] : (Array.isArray(existing) ? existing : [existing]).map(String).filter((h) => !h.startsWith(this.prefix))
+    const own = (request as AffinityRequest)[kIssued]
+    if (own !== null) list.push(own)
     reply.removeHeader('set-cookie')
-    reply.header('set-cookie', list)
+    if (list.length > 0) reply.header('set-cookie', list)
   }
 
   private read (request: FastifyRequest): string | undefined {

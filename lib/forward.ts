@@ -209,14 +209,25 @@ export class Exchange implements TryOwner {
       return
     }
     this.pool.record(attempt.target, status, null, performance.now() - attempt.started)
+    if (this.reply.sent) {
+      // Answered already (a handler timeout of the gateway's): this answer has nowhere to go.
+      res.stream.destroy()
+      attempt.release()
+      return
+    }
     if (this.pool.options.retry.statuses.has(status)) {
       if (this.retryOn(status, true, res)) return
     } else if (this.tried.length > 1) {
       // A retried request got an answer that retrying is not for: the retries paid off.
       this.pool.retries.succeeded++
     }
-    // Answered after failover: an affinity cookie follows the client to the target that answered.
-    if (attempt.target !== this.tried[0]) affinityOf(this.pool)?.follow(this.request, this.reply, this.tried[0], attempt.target)
+    const affinity = affinityOf(this.pool)
+    if (affinity !== null) {
+      // Answered after failover: the affinity cookie follows the client to the target that answered.
+      if (attempt.target !== this.tried[0]) affinity.follow(this.request, this.reply, this.tried[0], attempt.target)
+      // The cookie's name is the gateway's: one of the upstream's of that name must not replace it.
+      if (res.headers['set-cookie'] !== undefined) affinity.keepOwn(this.request, this.reply)
+    }
     const body = res.stream
     if (body instanceof Try) {
       // Read whole (and the target's slot released): headers, bytes and the end go out in one write.
@@ -233,6 +244,20 @@ export class Exchange implements TryOwner {
 
   abort (): void {
     this.current?.abort()
+  }
+
+  /**
+   * The client's response closed. Before it was finished, the client has left:
+   * its upstream request is cut. (Fastify's onRequestAbort hook would miss a
+   * client that sent all of its body, a POST's, before leaving.)
+   */
+  readonly clientClosed = (): void => {
+    if (!this.reply.raw.writableFinished) this.abort()
+  }
+
+  answerFailed (err: unknown): void {
+    this.request.log.error({ err }, 'fastify-lb: passing an upstream answer on failed')
+    if (!this.reply.sent) sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', noAnswer(this.pool))
   }
 }
 
@@ -278,6 +303,7 @@ export function forwardTo (request: FastifyRequest, reply: FastifyReply, pool: P
   lbRequest[kPool] = pool
   const exchange = new Exchange(pool, lbRequest, reply, path, q === -1 ? '' : url.slice(q + 1))
   lbRequest[kExchange] = exchange
+  reply.raw.on('close', exchange.clientClosed)
   pool.retryBudget.deposit()
   exchange.send(target, false)
   return reply

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { LbDispatcher } from './dispatcher'
 import { forward, kExchange, kPool } from './forward'
 import { LoadBalancer } from './load-balancer'
+import { kIssued } from './affinity'
 import { addObservability } from './observability'
 import { closeIdleWhileClosing } from './close-idle'
 import { Discovery } from './discovery/index'
@@ -32,6 +33,7 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   fastify.decorateRequest('target', null)
   fastify.decorateRequest(kPool, null)
   fastify.decorateRequest(kExchange, null)
+  fastify.decorateRequest(kIssued, null)
 
   // Health follows every pool, inline ones included; checks start when the gateway is ready and all stop on close.
   lb.health.log = fastify.log

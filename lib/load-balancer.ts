@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOption
 import type { Registry, RegistryContentType } from 'prom-client'
 import { affinityOf, type Affinity } from './affinity'
 import { describeValue, invalidOption, UnknownPoolError } from './errors'
-import { exchangeOf, forward, forwardTo, kPool, sendNoTarget } from './forward'
+import { forward, kPool, sendNoTarget } from './forward'
 import { buildFromOptions } from './from-options'
 import { resolvePoolOptions, type ResolvedLbOptions } from './options'
 import { Pool } from './pool'
@@ -10,8 +10,6 @@ import { HealthRegistry } from './health/registry'
 import type { Target } from './target'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
-type Handler = (request: FastifyRequest, reply: FastifyReply) => FastifyReply
-type AbortHook = (request: FastifyRequest, done: HookHandlerDoneFunction) => void
 
 interface PoolRequest extends FastifyRequest {
   [kPool]: Pool | null
@@ -20,11 +18,6 @@ interface PoolRequest extends FastifyRequest {
 function prepend<T> (hook: T, existing: T | T[] | undefined): T[] {
   if (existing === undefined) return [hook]
   return Array.isArray(existing) ? [hook, ...existing] : [hook, existing]
-}
-
-function abortHook (request: FastifyRequest, done: HookHandlerDoneFunction): void {
-  exchangeOf(request)?.abort()
-  done()
 }
 
 /**
@@ -50,7 +43,6 @@ export class LoadBalancer {
   private readonly pools = new Map<string, Pool>()
   private readonly inline = new WeakMap<object, Pool>()
   private readonly preHandlers = new WeakMap<Pool, PreHandler>()
-  private readonly forwarders = new WeakMap<Pool, Handler>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
 
   constructor (options: ResolvedLbOptions) {
@@ -87,15 +79,8 @@ export class LoadBalancer {
     const upstream: unknown = route.config?.upstream
     if (upstream === undefined || upstream === null) return
     const pool = this.resolveRoutePool(route, upstream)
-    const preHandler = route.preHandler as PreHandler | PreHandler[] | undefined
-    if (route.handler === forward && (preHandler === undefined || (Array.isArray(preHandler) && preHandler.length === 0))) {
-      // Only route-level preHandler hooks run between a hook of ours and the handler (the instance's run
-      // before them): with none, the handler picks the target itself and the request runs one hook less.
-      route.handler = this.forwarderOf(pool)
-    } else {
-      route.preHandler = prepend(this.preHandlerOf(pool), preHandler)
-    }
-    route.onRequestAbort = prepend(abortHook as AbortHook, route.onRequestAbort as AbortHook | AbortHook[] | undefined)
+    // First among the route's preHandler hooks: those of its options and those other plugins' onRoute hooks append see request.target.
+    route.preHandler = prepend(this.preHandlerOf(pool), route.preHandler as PreHandler | PreHandler[] | undefined)
   }
 
   private resolveRoutePool (route: RouteOptions, upstream: unknown): Pool {
@@ -117,20 +102,6 @@ export class LoadBalancer {
     this.inline.set(upstream, pool)
     this.addPool(pool)
     return pool
-  }
-
-  /** `app.lb.forward` for one pool, choosing the target first (see onRoute). */
-  private forwarderOf (pool: Pool): Handler {
-    let handler = this.forwarders.get(pool)
-    if (handler === undefined) {
-      const affinity = affinityOf(pool)
-      handler = function forwardPicked (request, reply) {
-        const target = firstTarget(pool, affinity, request, reply)
-        return target === undefined ? reply : forwardTo(request, reply, pool, target)
-      }
-      this.forwarders.set(pool, handler)
-    }
-    return handler
   }
 
   private preHandlerOf (pool: Pool): PreHandler {

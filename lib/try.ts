@@ -11,6 +11,8 @@ export interface TryOwner {
   readonly pool: Pool
   /** The streamed body of this try's answer failed after its head was handed over. */
   bodyFailed (err: Error & { statusCode?: number, code?: string }, headers: object): void
+  /** Passing the answer on threw: nothing else would answer the client. */
+  answerFailed (err: unknown): void
 }
 
 /** reply-from's callback: it reads statusCode, headers and body of the answer. */
@@ -84,7 +86,14 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     this.statusCode = statusCode
     this.headers = headers
     this.resume = resume
-    if (this.bufferable(statusCode, headers)) {
+    if (this.head || statusCode === 204 || statusCode === 304) {
+      // No body follows, whatever the head says (a 304 may carry the length of the body it stands for, which
+      // undici then misses): the answer is complete, and what undici makes of the rest is not the client's concern.
+      this.finished = true
+      this.release()
+      this.body = this
+      this.answer()
+    } else if (this.bufferable(headers)) {
       this.buffering = true
     } else {
       this.body = new UpstreamBody(this)
@@ -98,8 +107,7 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
    * (64 KiB by default, as much as nginx buffers) and a content type. The client then gets one write, and an
    * answer cut short is a failed try the gateway can still answer for, or retry.
    */
-  private bufferable (statusCode: number, headers: IncomingHttpHeaders): boolean {
-    if (this.head || statusCode === 204 || statusCode === 304) return true
+  private bufferable (headers: IncomingHttpHeaders): boolean {
     const length = headers['content-length']
     if (length === undefined || length === '') return false
     const bytes = Number(length)
@@ -117,6 +125,7 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   }
 
   onComplete (): void {
+    if (this.finished) return
     this.finished = true
     if (!this.buffering) {
       this.runInAsyncScope(pushChunk, this.body as UpstreamBody, null)
@@ -135,6 +144,8 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     if (this.finished) return
     this.finished = true
     if (this.failure === null) this.failure = this.aborted ? 'aborted' : classifyFailure(err)
+    // Released here whatever follows: reply-from reports nothing once the reply was sent (a handler timeout).
+    this.release()
     const callback = this.callback
     if (callback !== null) {
       // Nothing was passed on yet (a buffered answer cut short fails the same way): reply-from reports it.
@@ -156,7 +167,13 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   private answer (): void {
     const callback = this.callback
     this.callback = null
-    if (callback !== null) this.runInAsyncScope(callback, null, null, this)
+    if (callback === null) return
+    try {
+      this.runInAsyncScope(callback, null, null, this)
+    } catch (err) {
+      // undici would take this for a failure of the upstream and drop it: the request's owner answers instead.
+      this.owner.answerFailed(err)
+    }
   }
 
   /** The streamed body ended or was dropped: cut the upstream exchange if it was still running. */

@@ -155,3 +155,28 @@ test("an upstream's own Set-Cookie headers pass through beside the affinity cook
   await alice.send(gw.url + '/x')
   t.same(alice.last.map((c) => c.name).sort(), ['app', 'theme'], 'pinned: only the upstream\'s')
 })
+
+test("an upstream's cookie of the pool's cookie name never replaces the affinity cookie; its other cookies pass", async (t) => {
+  // An inner gateway with a pool of the same name would set such a cookie.
+  const upstream = createServer((_request, response) => {
+    response.setHeader('set-cookie', ['lb_main=from-upstream; Path=/', 'other=1; Path=/'])
+    response.setHeader('content-type', 'text/plain')
+    response.end('ok')
+  })
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', () => resolve()))
+  const app = Fastify({ logger: false })
+  await app.register(lb, { pools: { main: { targets: [`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`], affinity: { secret: SECRET } } } })
+  app.get('/*', { config: { upstream: 'main' } }, app.lb.forward)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = new Client()
+  t.teardown(async () => { await client.close(); await app.close(); upstream.close() })
+  const alice = new CookieJar(client)
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/x`
+
+  await alice.send(url)
+  t.same(alice.last.map((c) => c.name), ['other', 'lb_main'], 'a new client: the upstream\'s other cookie, then ours, once')
+  t.match(alice.cookies.get('lb_main'), /^t[0-9a-f]{12}\.0\./, 'the value is the gateway\'s')
+  await alice.send(url)
+  t.same(alice.last.map((c) => c.name), ['other'], 'a returning client: the upstream\'s cookie of our name is dropped')
+  t.match(alice.cookies.get('lb_main'), /^t[0-9a-f]{12}\.0\./, 'and the client keeps its pin')
+})

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { FaultServer } from '../helpers/fault-server'
 import { Client, refusedUrl, startGateway, until } from '../helpers/gateway'
+import { rawRequest } from '../helpers/raw-http'
 
 /** 200,000 bytes: above the 64 KiB the gateway reads whole, so it streams. */
 const LARGE = Buffer.alloc(200_000, 'abcdefghijklmnopqrstuvwxyz')
@@ -54,6 +55,11 @@ function answer (req: IncomingMessage, res: ServerResponse, upstream: Upstream):
       return
     case '/not-modified':
       res.writeHead(304, { etag: '"v1"' })
+      res.end()
+      return
+    case '/not-modified-length':
+      // RFC 9110 lets a 304 carry the length of the body it stands for; no body follows.
+      res.writeHead(304, { etag: '"v1"', 'content-length': '100' })
       res.end()
       return
     case '/hints':
@@ -131,6 +137,13 @@ test('answers reach the client as the upstream gave them, read whole or streamed
 
   const notModified = await client.send(gw.url + '/not-modified', { headers: { 'if-none-match': '"v1"' } })
   t.same([notModified.status, notModified.text, notModified.headers.etag], [304, '', '"v1"'])
+
+  // Read raw: undici as a client takes such a 304 for a cut answer too.
+  const port = Number(new URL(gw.url).port)
+  for (let i = 0; i < 3; i++) {
+    const withLength = await rawRequest(port, ['GET /not-modified-length HTTP/1.1', 'Host: x', 'If-None-Match: "v1"'])
+    t.same([withLength.status, withLength.body], [304, ''], 'a 304 with a content-length is an answer, not a failure')
+  }
 
   const hinted = await client.send(gw.url + '/hints')
   t.same([hinted.status, hinted.text], [200, 'after hints'], 'an informational 103 is followed by the final answer')

@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:https'
@@ -46,24 +47,30 @@ test("request.target is set for the route's own preHandler hooks and every hook 
       seen.push(`onSend ${request.url} ${String(request.target?.id)}`)
       return payload
     })
-    // With a preHandler of the route's own, the plugin picks in a preHandler that runs before it.
+    // The plugin picks in a preHandler hook it puts first among the route's own.
     app.get('/hooked/*', {
       config: { upstream: 'main' },
       preHandler: (request, _reply, done) => { seen.push(`preHandler ${request.url} ${String(request.target?.id)}`); done() }
     }, app.lb.forward)
-    // Without one, app.lb.forward picks as it starts: the same target, one hook less.
+    // A plugin registered after fastify-lb that adds a route preHandler in its own onRoute hook, as auth plugins do.
+    app.addHook('onRoute', (route) => {
+      if (!route.url.startsWith('/late/')) return
+      const late = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => { seen.push(`late ${request.url} ${String(request.target?.id)}`); done() }
+      route.preHandler = route.preHandler === undefined ? [late] : [...[route.preHandler].flat(), late]
+    })
+    app.get('/late/*', { config: { upstream: 'main' } }, app.lb.forward)
     app.get('/plain/*', { config: { upstream: 'main' } }, app.lb.forward)
   })
   const client = new Client()
   t.teardown(async () => { await client.close(); await gw.close(); for (const u of ups) await u.stop() })
 
   const served = []
-  for (const path of ['/hooked/1', '/plain/2', '/hooked/3', '/plain/4']) served.push((await client.send(gw.url + path)).servedBy)
-  t.same(served, ['a', 'b', 'a', 'b'], 'one pick per request, in round-robin order, on both kinds of route')
+  for (const path of ['/hooked/1', '/plain/2', '/late/3', '/plain/4']) served.push((await client.send(gw.url + path)).servedBy)
+  t.same(served, ['a', 'b', 'a', 'b'], 'one pick per request, in round-robin order, on every kind of route')
   t.same(seen, [
     'preHandler /hooked/1 a', 'onSend /hooked/1 a',
     'onSend /plain/2 b',
-    'preHandler /hooked/3 a', 'onSend /hooked/3 a',
+    'late /late/3 a', 'onSend /late/3 a',
     'onSend /plain/4 b'
   ])
   const pool = gw.app.lb.pool('main')
