@@ -59,7 +59,7 @@ export interface PoolOptions {
   timeout?: number
   /**
    * Answers with a declared length up to this many bytes (and a content type) are read whole before they are
-   * passed on; larger ones, and all when 0, are streamed (default 65536).
+   * passed on; larger ones, and every answer with a body when 0, are streamed (default 65536).
    */
   bufferLimit?: number
   /** Retry policy; false turns retries of sent requests off (connect failures still fail over). */
