@@ -77,7 +77,7 @@ export type { LbOptions, PoolOptions, RetryOptions, TargetInput, HashKeySource }
 export type { LbTarget, Target } from './target'
 export type { AffinityOptions } from './affinity-options'
 export type { AffinityCounts, AffinityResult } from './affinity'
-export type { Pool, MembershipChange, FailureKind, ResultListener } from './pool'
+export type { Pool, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool'
 export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } from './health/options'
 export type { HealthRegistry } from './health/registry'
 export type { CheckEvent, TransitionEvent } from './health/monitor'
