@@ -1,40 +1,9 @@
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import { exchangeOf, type UpstreamResponse } from './forward'
+import { dropHopByHop } from './hop-by-hop'
 
 function noRetry (): null {
   return null
-}
-
-type ResponseHeaders = Record<string, string | string[] | undefined>
-
-/**
- * Hop-by-hop headers describe the upstream connection, not the answer (RFC 9110
- * section 7.6.1): passing `connection: keep-alive` on would override what the
- * client asked of its own connection. The headers object is the response's own,
- * so it is edited in place.
- */
-export function dropHopByHop<T extends object> (headers: T): T {
-  const h = headers as ResponseHeaders
-  const listed = h.connection
-  if (typeof listed === 'string') {
-    // Nearly every answer lists one token (keep-alive or close): no split for those.
-    if (!listed.includes(',')) dropListed(h, listed)
-    else for (const name of listed.split(',')) dropListed(h, name)
-  }
-  // Runs on every answer: a delete of an absent header still costs a runtime call, a lookup does not.
-  if ('connection' in h) delete h.connection
-  if ('keep-alive' in h) delete h['keep-alive']
-  if ('proxy-connection' in h) delete h['proxy-connection']
-  if ('transfer-encoding' in h) delete h['transfer-encoding']
-  if ('upgrade' in h) delete h.upgrade
-  if ('trailer' in h) delete h.trailer
-  if ('te' in h) delete h.te
-  return headers
-}
-
-function dropListed (h: ResponseHeaders, name: string): void {
-  const key = name.trim().toLowerCase()
-  if (key !== '' && key in h) delete h[key]
 }
 
 /**
@@ -47,7 +16,10 @@ export function buildFromOptions (timeout: number): FastifyReplyFromHooks {
   return {
     timeout,
     retryDelay: noRetry,
-    rewriteHeaders: dropHopByHop,
+    rewriteHeaders (headers, request) {
+      // A try of the plugin's own parsed its answer's headers without the hop-by-hop ones already.
+      return request !== undefined && exchangeOf(request)?.current?.headers === headers ? headers : dropHopByHop(headers)
+    },
     getUpstream (request) {
       // Only the exchange's current try decides the origin; nothing in the request can.
       return exchangeOf(request)?.current?.target.origin ?? 'http://invalid.invalid'

@@ -1,7 +1,8 @@
 import { AsyncResource } from 'node:async_hooks'
 import type { IncomingHttpHeaders } from 'node:http'
-import { errors, util, type Dispatcher } from 'undici'
+import { errors, type Dispatcher } from 'undici'
 import { classifyFailure } from './failure'
+import { answerHeaders } from './hop-by-hop'
 import type { FailureKind, Pool } from './pool'
 import type { Target } from './target'
 import { UpstreamBody, type BodySource } from './upstream-body'
@@ -82,7 +83,7 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // 1xx answers are informational: the final one follows.
     if (statusCode < 200) return true
-    const headers = util.parseHeaders(rawHeaders) as IncomingHttpHeaders
+    const headers = answerHeaders(rawHeaders)
     this.statusCode = statusCode
     this.headers = headers
     this.resume = resume

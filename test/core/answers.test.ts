@@ -62,6 +62,19 @@ function answer (req: IncomingMessage, res: ServerResponse, upstream: Upstream):
       res.writeHead(304, { etag: '"v1"', 'content-length': '100' })
       res.end()
       return
+    case '/hop':
+    case '/hop-large': {
+      // Hop-by-hop headers, one of them named in Connection, beside end-to-end ones (one sent twice).
+      const body = req.url === '/hop' ? Buffer.from('hop') : LARGE
+      res.setHeader('connection', 'keep-alive, x-hop')
+      res.setHeader('keep-alive', 'timeout=5')
+      res.setHeader('proxy-connection', 'keep-alive')
+      res.setHeader('x-hop', 'one hop only')
+      res.setHeader('x-dup', ['a', 'b'])
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(body.length) })
+      res.end(body)
+      return
+    }
     case '/hints':
       res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
       setTimeout(() => {
@@ -147,6 +160,18 @@ test('answers reach the client as the upstream gave them, read whole or streamed
 
   const hinted = await client.send(gw.url + '/hints')
   t.same([hinted.status, hinted.text], [200, 'after hints'], 'an informational 103 is followed by the final answer')
+
+  for (const path of ['/hop', '/hop-large']) {
+    const hop = await client.send(gw.url + path)
+    t.same({
+      status: hop.status,
+      dropped: ['proxy-connection', 'x-hop'].filter((h) => hop.headers[h] !== undefined),
+      // The gateway's own server says keep-alive to its client, with its own timeout.
+      connection: hop.headers.connection,
+      upstreamKeepAlive: hop.headers['keep-alive'] === 'timeout=5',
+      dup: hop.headers['x-dup']
+    }, { status: 200, dropped: [], connection: 'keep-alive', upstreamKeepAlive: false, dup: ['a', 'b'] }, `${path}: hop-by-hop headers stay on the upstream's connection, the others pass`)
+  }
 
   const missing = await client.send(gw.url + '/nothing-here')
   t.same([missing.status, missing.text], [404, 'not found'], "the upstream's own 404 passes as it is")
