@@ -40,7 +40,8 @@ export const DIAGNOSTICS: CaseInfo[] = [
   { name: `${BASELINE}+cookie`, label: 'baseline + @fastify/cookie registered (its onSend hook)' },
   { name: `${BASELINE}+prehandler`, label: 'baseline + a route preHandler hook' },
   { name: `${BASELINE}+abort-hook`, label: 'baseline + a route onRequestAbort hook' },
-  { name: `${BASELINE}+hooks`, label: 'baseline + all three' }
+  { name: `${BASELINE}+hooks`, label: 'baseline + all three' },
+  { name: 'lb-one-upstream', label: 'fastify-lb round-robin over the baseline\'s one upstream' }
 ]
 
 /** The affinity secret of the "everything on" cases; a benchmark-only value. */
@@ -90,6 +91,10 @@ export async function build (name: string, upstreams: string[]): Promise<Fastify
   } else if (name === 'reply-from-balanced') {
     await app.register(replyFrom, { base: upstreams })
     app.get('/*', (request, reply) => reply.from(request.url))
+  } else if (name === 'lb-one-upstream') {
+    // Like the baseline, one upstream: what the plugin costs apart from spreading the load.
+    await app.register(lb, { pools: { bench: { targets: [upstreams[0]], algorithm: 'round-robin' } } })
+    app.get('/*', { config: { upstream: 'bench' } }, app.lb.forward)
   } else if (name.startsWith('lb-') || name.startsWith('ref-lb-')) {
     const algorithm = name.slice(name.indexOf('lb-') + 3)
     const pool: PoolOptions = algorithm.startsWith('everything')
