@@ -223,10 +223,10 @@ export class Exchange implements TryOwner {
     }
     const affinity = affinityOf(this.pool)
     if (affinity !== null) {
-      // Answered after failover: the affinity cookie follows the client to the target that answered.
+      // The cookie's name is the gateway's: an upstream's cookie of that name must not replace it. After failover
+      // the cookie follows the client to the target that answered, and setting it keeps it the only one of its name.
       if (attempt.target !== this.tried[0]) affinity.follow(this.request, this.reply, this.tried[0], attempt.target)
-      // The cookie's name is the gateway's: one of the upstream's of that name must not replace it.
-      if (res.headers['set-cookie'] !== undefined) affinity.keepOwn(this.request, this.reply)
+      else if (res.headers['set-cookie'] !== undefined) affinity.keepOwn(this.request, this.reply)
     }
     const body = res.stream
     if (body instanceof Try) {
@@ -242,17 +242,13 @@ export class Exchange implements TryOwner {
     this.reply.send(body)
   }
 
-  abort (): void {
-    this.current?.abort()
-  }
-
   /**
    * The client's response closed. Before it was finished, the client has left:
    * its upstream request is cut. (Fastify's onRequestAbort hook would miss a
    * client that sent all of its body, a POST's, before leaving.)
    */
   readonly clientClosed = (): void => {
-    if (!this.reply.raw.writableFinished) this.abort()
+    if (!this.reply.raw.writableFinished) this.current?.abort()
   }
 
   answerFailed (err: unknown): void {
@@ -289,22 +285,16 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
     sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
     return reply
   }
-  return forwardTo(request, reply, pool, target as Target)
-}
-
-/** Proxies a request to target, the first try of its pool, with failover. */
-export function forwardTo (request: FastifyRequest, reply: FastifyReply, pool: Pool, target: Target): FastifyReply {
-  const lbRequest = request as LbRequest
   const url = upstreamPath(request.raw.url ?? '/')
   const q = url.indexOf('?')
   let path = q === -1 ? url : url.slice(0, q)
   // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
   if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
-  lbRequest[kPool] = pool
+  const lbRequest = request as LbRequest
   const exchange = new Exchange(pool, lbRequest, reply, path, q === -1 ? '' : url.slice(q + 1))
   lbRequest[kExchange] = exchange
   reply.raw.on('close', exchange.clientClosed)
   pool.retryBudget.deposit()
-  exchange.send(target, false)
+  exchange.send(target as Target, false)
   return reply
 }

@@ -10,9 +10,9 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'pr
 
 type Headers = Record<string, string | string[] | undefined>
 
-/** Drops the headers a Connection header lists (nearly every answer lists one token, keep-alive or close: no split). */
+/** Drops the headers a Connection header lists. */
 function dropListed (h: Headers, listed: string): void {
-  for (const token of listed.includes(',') ? listed.split(',') : [listed]) {
+  for (const token of listed.split(',')) {
     const key = token.trim().toLowerCase()
     if (key !== '' && key in h) delete h[key]
   }

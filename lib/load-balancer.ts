@@ -1,13 +1,12 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type { Registry, RegistryContentType } from 'prom-client'
-import { affinityOf, type Affinity } from './affinity'
+import { affinityOf } from './affinity'
 import { describeValue, invalidOption, UnknownPoolError } from './errors'
 import { forward, kPool, sendNoTarget } from './forward'
 import { buildFromOptions } from './from-options'
 import { resolvePoolOptions, type ResolvedLbOptions } from './options'
 import { Pool } from './pool'
 import { HealthRegistry } from './health/registry'
-import type { Target } from './target'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
@@ -18,18 +17,6 @@ interface PoolRequest extends FastifyRequest {
 function prepend<T> (hook: T, existing: T | T[] | undefined): T[] {
   if (existing === undefined) return [hook]
   return Array.isArray(existing) ? [hook, ...existing] : [hook, existing]
-}
-
-/**
- * Chooses the target of a request's first try and sets request.target: a valid
- * affinity cookie first (strict affinity answers 503 rather than move a pinned
- * client), else the pool's pick. Answers 503 itself when there is none.
- */
-function firstTarget (pool: Pool, affinity: Affinity | null, request: FastifyRequest, reply: FastifyReply): Target | undefined {
-  const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)
-  if (target === undefined) sendNoTarget(reply, pool)
-  else request.target = target
-  return target
 }
 
 /** What the plugin decorates the instance with as `app.lb`. */
@@ -109,7 +96,13 @@ export class LoadBalancer {
     if (hook === undefined) {
       const affinity = affinityOf(pool)
       hook = function pickTarget (request, reply, done) {
-        if (firstTarget(pool, affinity, request, reply) === undefined) return
+        // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
+        const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)
+        if (target === undefined) {
+          sendNoTarget(reply, pool)
+          return
+        }
+        request.target = target;
         (request as PoolRequest)[kPool] = pool
         done()
       }

@@ -220,9 +220,9 @@ class Fields {
     throw invalidOption(this.pool, `${this.at}.${field}`, this.spec[field], why)
   }
 
-  /** Like fail, showing only the value's type and length. */
-  failSecret (field: string, why: string): never {
-    throw invalidOption(this.pool, `${this.at}.${field}`, shapeOf(this.spec[field]), why)
+  /** Like fail, showing only the value's type and length (the field's own, unless given: a list's item). */
+  failSecret (field: string, why: string, value: unknown = this.spec[field]): never {
+    throw invalidOption(this.pool, `${this.at}.${field}`, shapeOf(value), why)
   }
 
   string (field: string, fallback?: string): string {
@@ -280,7 +280,7 @@ class Fields {
  * A refusal names the field and shows only the value's type and length.
  */
 function checkPem<T> (f: Fields, field: string, value: unknown, what: string, parse: (value: Pem) => T): T {
-  const fail = (why: string): never => { throw invalidOption(f.pool, `${f.at}.${field}`, shapeOf(value), why) }
+  const fail = (why: string): never => f.failSecret(field, why, value)
   if ((typeof value !== 'string' && !Buffer.isBuffer(value)) || value.length === 0) return fail(`must be ${what} in PEM, as a string or a Buffer`)
   const text = typeof value === 'string' ? value : value.toString('latin1')
   if (!text.includes('-----BEGIN ')) return fail(`must hold ${what} in PEM: the file's contents (readFileSync(path)), not its path`)
