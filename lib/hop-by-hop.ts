@@ -10,11 +10,22 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'pr
 
 type Headers = Record<string, string | string[] | undefined>
 
+/**
+ * Header names are data: an upstream may send `constructor` or `toString`, which
+ * a plain object would find on Object.prototype. Object.create(null) has nothing
+ * to inherit either, but V8 keeps it in dictionary mode, about a third slower to
+ * fill and read on the path of every answer; an instance of a function whose
+ * prototype has no prototype is a fast object that inherits nothing.
+ */
+const HeaderBag = function HeaderBag () {} as unknown as new () => Headers
+HeaderBag.prototype = Object.create(null)
+
 /** Drops the headers a Connection header lists. */
 function dropListed (h: Headers, listed: string): void {
   for (const token of listed.split(',')) {
     const key = token.trim().toLowerCase()
-    if (key !== '' && key in h) delete h[key]
+    // Own names only: a Connection header listing `constructor` names no member of a plain object's prototype.
+    if (key !== '' && Object.hasOwn(h, key)) delete h[key]
   }
 }
 
@@ -24,7 +35,7 @@ function dropListed (h: Headers, listed: string): void {
  * than deleted afterwards, which would leave the object slow to read.
  */
 export function answerHeaders (raw: Buffer[]): IncomingHttpHeaders {
-  const headers: Headers = {}
+  const headers = new HeaderBag()
   let listed: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = util.headerNameToString(raw[i])
@@ -33,7 +44,9 @@ export function answerHeaders (raw: Buffer[]): IncomingHttpHeaders {
       if (name === 'connection') listed = listed === undefined ? value : `${listed},${value}`
       continue
     }
-    // No upstream gets to set an object's prototype through a header name.
+    // Not passed on, though it could be stored here: reply-from copies each header with Fastify's reply.header(),
+    // which keeps them in a plain object, where assigning `__proto__` drops a string value and makes an array
+    // (the header sent twice) the prototype of the reply's headers.
     if (name === '__proto__') continue
     const seen = headers[name]
     if (seen === undefined) headers[name] = value
