@@ -1,6 +1,7 @@
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import { exchangeOf, type UpstreamResponse } from './forward'
 import { dropHopByHop } from './hop-by-hop'
+import { rewriteOwnUrls } from './location-rewrite'
 
 function noRetry (): null {
   return null
@@ -17,8 +18,15 @@ export function buildFromOptions (timeout: number): FastifyReplyFromHooks {
     timeout,
     retryDelay: noRetry,
     rewriteHeaders (headers, request) {
+      const attempt = request === undefined ? null : exchangeOf(request)?.current
       // A try of the plugin's own parsed its answer's headers without the hop-by-hop ones already.
-      return request !== undefined && exchangeOf(request)?.current?.headers === headers ? headers : dropHopByHop(headers)
+      const answer = attempt?.headers === headers ? headers : dropHopByHop(headers)
+      // Every answer pays these three lookups; only one that carries such a header reads the option and is rewritten.
+      if ((answer.location !== undefined || answer['content-location'] !== undefined || answer.refresh !== undefined) &&
+        request !== undefined && attempt != null && attempt.owner.pool.options.rewriteLocation) {
+        rewriteOwnUrls(answer, attempt.target, request)
+      }
+      return answer
     },
     getUpstream (request) {
       // Only the exchange's current try decides the origin; nothing in the request can.

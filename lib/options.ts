@@ -14,6 +14,7 @@ import {
   type MetricsOptions, type ResolvedMetricsOptions, type ResolvedStatusOptions, type StatusOptions
 } from './observability-options'
 import { resolveDiscovery, type DiscoveryOptions, type ResolvedDiscovery } from './discovery/options'
+import { resolveRewriteLocation } from './location-rewrite'
 
 /** A target as configured: a URL, or a URL with a weight and an id. */
 export type TargetInput = string | { url: string, weight?: number, id?: string }
@@ -76,6 +77,11 @@ export interface PoolOptions {
   panicThreshold?: number
   /** Providers whose target lists join `targets` and follow their source (default: none). See docs/discovery.md. */
   discovery?: DiscoveryOptions | DiscoveryOptions[]
+  /**
+   * Rewrite `Location`, `Content-Location` and `Refresh` answer headers that name a target's URL (its origin and
+   * base path) to the gateway's origin, as nginx's `proxy_redirect default` does (default true).
+   */
+  rewriteLocation?: boolean
 }
 
 export interface LbOptions {
@@ -127,6 +133,7 @@ export interface ResolvedPoolOptions {
   slowStart: ResolvedSlowStart | null
   panicThreshold: number
   discovery: ResolvedDiscovery[]
+  rewriteLocation: boolean
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
@@ -137,7 +144,7 @@ const MAX_BUFFER_LIMIT = 16 * 1024 * 1024
 const HASHING: ReadonlySet<AlgorithmName> = new Set<AlgorithmName>(['consistent-hash', 'maglev'])
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'bufferLimit', 'retry', 'affinity',
-  'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery'])
+  'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation'])
 
 function checkAlgorithm (pool: string, field: string, value: unknown): AlgorithmName {
   if (typeof value !== 'string' || !Object.hasOwn(algorithms, value)) {
@@ -276,7 +283,8 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     outlierDetection: resolveOutlierDetection(name, value.outlierDetection),
     slowStart: resolveSlowStart(name, value.slowStart),
     panicThreshold: resolvePanicThreshold(name, value.panicThreshold),
-    discovery: resolveDiscovery(name, value.discovery)
+    discovery: resolveDiscovery(name, value.discovery),
+    rewriteLocation: resolveRewriteLocation(name, value.rewriteLocation)
   }
 }
 
