@@ -52,6 +52,28 @@ function nowSeconds (): number {
 const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const
 
 /**
+ * The name under which a browser sends the cookie of a Set-Cookie header back:
+ * an upstream's `lb_s =v` or `lb_s\t=v` is stored as `lb_s` (RFC 6265 section
+ * 5.2 trims around the name), so comparing the header's first bytes misses it.
+ * A pair without '=' is a nameless cookie (RFC 6265bis), sent back as its bare
+ * value without '=', under no name. A nameless cookie whose value has a '='
+ * (`=lb_s=v`) is sent back as that value, `lb_s=v`, which every server reads
+ * as a cookie named lb_s: its name is the one in its value. trim() takes off SP
+ * and HTAB as browsers do, and the other whitespace readCookie trims off the
+ * names of the Cookie header: no name the gateway would read as its own slips by.
+ */
+function sentBackAs (header: string): string {
+  let end = header.indexOf(';')
+  if (end === -1) end = header.length
+  const eq = header.indexOf('=')
+  if (eq === -1 || eq > end) return ''
+  const name = header.slice(0, eq).trim()
+  if (name !== '') return name
+  const inner = header.indexOf('=', eq + 1)
+  return inner === -1 || inner > end ? '' : header.slice(eq + 1, inner).trim()
+}
+
+/**
  * What follows `name=value` in the pool's Set-Cookie header, without and with
  * `Secure`: every part was validated at register, so it is written once here.
  */
@@ -213,11 +235,13 @@ export class Affinity {
    * Makes the cookie this request was given the only one of the pool's name
    * among the answer's Set-Cookie headers, and the last: other cookies of that
    * name (an upstream's, one issued for a target the request failed over from)
-   * are dropped, every other cookie is kept.
+   * are dropped, by the name a browser stores them under; every other cookie
+   * is kept.
    */
   keepOwn (request: FastifyRequest, reply: FastifyReply): void {
     const existing = reply.getHeader('set-cookie')
-    const list = existing === undefined ? [] : (Array.isArray(existing) ? existing : [existing]).map(String).filter((h) => !h.startsWith(this.prefix))
+    const name = this.options.cookie
+    const list = existing === undefined ? [] : (Array.isArray(existing) ? existing : [existing]).map(String).filter((h) => sentBackAs(h) !== name)
     const own = (request as AffinityRequest)[kIssued]
     if (own !== null) list.push(own)
     reply.removeHeader('set-cookie')
