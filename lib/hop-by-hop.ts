@@ -10,6 +10,8 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'pr
 
 type Headers = Record<string, string | string[] | undefined>
 
+const PROTO = '__proto__'
+
 /**
  * Header names are data: an upstream may send `constructor` or `toString`, which
  * a plain object would find on Object.prototype. Object.create(null) has nothing
@@ -46,8 +48,8 @@ export function answerHeaders (raw: Buffer[]): IncomingHttpHeaders {
     }
     // Not passed on, though it could be stored here: reply-from copies each header with Fastify's reply.header(),
     // which keeps them in a plain object, where assigning `__proto__` drops a string value and makes an array
-    // (the header sent twice) the prototype of the reply's headers.
-    if (name === '__proto__') continue
+    // (the header sent twice) the prototype of the reply's headers, whose items then go out as headers `0`, `1`.
+    if (name === PROTO) continue
     const seen = headers[name]
     if (seen === undefined) headers[name] = value
     else if (typeof seen === 'string') headers[name] = [seen, value]
@@ -64,5 +66,7 @@ export function dropHopByHop<T extends object> (headers: T): T {
   if (typeof listed === 'string') dropListed(h, listed)
   // A delete of an absent header still costs a runtime call; a lookup does not.
   for (const name of HOP_BY_HOP) if (name in h) delete h[name]
+  // undici keeps an upstream's `__proto__` header as an own property: dropped for the reason answerHeaders() skips it.
+  if (Object.hasOwn(h, PROTO)) delete h[PROTO]
   return headers
 }
