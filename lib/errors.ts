@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { redactUrl } from './redact'
 
 /** A pool option (or a runtime change to a pool) is invalid: names the pool, the field and the value. */
 export const InvalidOptionError = createError<'FST_LB_INVALID_OPTION', 500, [string, string, string, string]>(
@@ -14,18 +15,27 @@ export const UnknownPoolError = createError<'FST_LB_UNKNOWN_POOL', 500, [string,
   500
 )
 
+function redactStrings (_key: string, value: unknown): unknown {
+  return typeof value === 'string' ? redactUrl(value) : value
+}
+
 /**
  * Renders a value for an error message. Functions, long strings and deep objects
- * are shortened so a message stays one readable line.
+ * are shortened so a message stays one readable line. Credentials in URLs, in the
+ * value or anywhere inside it, are masked before anything is cut: messages end up
+ * in logs.
  */
 export function describeValue (value: unknown): string {
   if (typeof value === 'function') return '[function]'
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? value.slice(0, 77) + '...' : value)
+  if (typeof value === 'string') {
+    const text = redactUrl(value)
+    return JSON.stringify(text.length > 80 ? text.slice(0, 77) + '...' : text)
+  }
   if (value === undefined) return 'undefined'
   if (typeof value === 'bigint' || typeof value === 'symbol') return String(value)
   if (value instanceof RegExp) return String(value)
   try {
-    const text = JSON.stringify(value)
+    const text = JSON.stringify(value, redactStrings)
     return text.length > 80 ? text.slice(0, 77) + '...' : text
   } catch {
     return Object.prototype.toString.call(value)

@@ -143,6 +143,11 @@ const DEFAULT_BUFFER_LIMIT = 64 * 1024
 const MAX_BUFFER_LIMIT = 16 * 1024 * 1024
 const HASHING: ReadonlySet<AlgorithmName> = new Set<AlgorithmName>(['consistent-hash', 'maglev'])
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
+/**
+ * The base path starts every request line sent to the target, and the URL is shown in logs and on the status
+ * page: a longer one is a mistake (servers refuse request lines of some KiB), not a target.
+ */
+const MAX_URL_LENGTH = 2048
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation'])
 
@@ -165,6 +170,9 @@ export function resolveTarget (pool: string, field: string, input: unknown): Res
     if (key !== 'url' && key !== 'weight' && key !== 'id') throw invalidOption(pool, `${field}.${key}`, spec[key], 'is not a target field')
   }
   const raw = spec.url
+  if (typeof raw === 'string' && raw.length > MAX_URL_LENGTH) {
+    throw invalidOption(pool, `${field}.url`, raw, `must be at most ${MAX_URL_LENGTH} characters long (it has ${raw.length})`)
+  }
   let parsed: URL
   try {
     if (typeof raw !== 'string') throw new TypeError('not a string')
@@ -178,8 +186,12 @@ export function resolveTarget (pool: string, field: string, input: unknown): Res
   if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '') {
     throw invalidOption(pool, `${field}.url`, raw, 'must not carry credentials, a query or a fragment')
   }
+  if (parsed.port === '0') throw invalidOption(pool, `${field}.url`, raw, 'must not use port 0, which no server can be reached on')
   const basePath = parsed.pathname.endsWith('/') ? parsed.pathname.slice(0, -1) : parsed.pathname
   const url = parsed.origin + basePath
+  if (url.length > MAX_URL_LENGTH) {
+    throw invalidOption(pool, `${field}.url`, raw, `must be at most ${MAX_URL_LENGTH} characters long, also once percent-encoded`)
+  }
   const weight = spec.weight === undefined ? 1 : spec.weight
   if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000) {
     throw invalidOption(pool, `${field}.weight`, weight, 'must be a positive integer (at most 1000000)')
