@@ -1,6 +1,6 @@
 import { createHash, createSecretKey, type KeyObject } from 'node:crypto'
 import { invalidOption } from './errors'
-import { checkRecord } from './validate'
+import { checkBoolean, checkRecord } from './validate'
 
 /** Cookie-based session affinity of a pool (pool option `affinity`). */
 export interface AffinityOptions {
@@ -81,12 +81,6 @@ function secretKeys (pool: string, value: unknown): KeyObject[] {
     if (bytes.length < MIN_SECRET_BYTES) throw invalidOption(pool, field, `<${bytes.length} bytes>`, `must be at least ${MIN_SECRET_BYTES} bytes`)
     return createSecretKey(Buffer.from(bytes))
   })
-}
-
-function checkBoolean (pool: string, field: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw invalidOption(pool, field, value, 'must be a boolean')
-  return value
 }
 
 function checkPattern (pool: string, field: string, value: unknown, pattern: RegExp, why: string): string {

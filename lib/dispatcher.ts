@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher } from 'undici'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import type { AnswerCallback, Try } from './try'
 
@@ -11,12 +11,16 @@ import type { AnswerCallback, Try } from './try'
 let sending: Try | null = null
 
 /** Proxies with reply.from(source, options), `attempt` being the try it sends. */
-export function sendWith (attempt: Try, reply: FastifyReply, source: string, options: FastifyReplyFromHooks): void {
+export function sendWith (attempt: Try, request: FastifyRequest, reply: FastifyReply, source: string, options: FastifyReplyFromHooks): void {
   sending = attempt
+  // A body the try sends as it came is kept from reply-from, which would encode it again (JSON) or drop it (GET).
+  const body = attempt.owner.body === undefined ? undefined : request.body
+  if (body !== undefined) request.body = undefined
   try {
     reply.from(source, options)
   } finally {
     sending = null
+    if (body !== undefined) request.body = body
   }
 }
 

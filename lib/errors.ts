@@ -47,4 +47,4 @@ export function invalidOption (pool: string, field: string, value: unknown, why:
 }
 
 /** Codes of the answers the gateway itself gives to clients. */
-export type ClientErrorCode = 'FST_LB_NO_TARGET' | 'FST_LB_BAD_GATEWAY' | 'FST_LB_GATEWAY_TIMEOUT' | 'FST_LB_BAD_PATH'
+export type ClientErrorCode = 'FST_LB_NO_TARGET' | 'FST_LB_BAD_GATEWAY' | 'FST_LB_GATEWAY_TIMEOUT' | 'FST_LB_BAD_PATH' | 'FST_LB_UPGRADE_UNSUPPORTED'

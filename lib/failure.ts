@@ -17,3 +17,11 @@ export function classifyFailure (err: unknown): FailureKind {
   }
   return 'reset'
 }
+
+/** undici's checks of a request before sending it (a header or body it will not send): errors of the gateway, not of a target. */
+const REFUSALS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'])
+
+export function refusedByClient (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && REFUSALS.has(code)
+}

@@ -9,6 +9,7 @@ import type { FailureKind, Pool } from './pool'
 import type { Target } from './target'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
+import { rawBodyOf } from './request-body'
 
 /** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
 export const RETRY_AFTER_SECONDS = 5
@@ -32,13 +33,13 @@ export interface UpstreamResponse {
   stream: Try | (Stream & { destroy: () => void })
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
 
 /**
  * Answers a client on the gateway's own behalf. The body names the pool and
  * never an upstream address, whatever the error handler of the gateway does.
  */
-export function sendError (reply: FastifyReply, statusCode: 400 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
+export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
   if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
   reply.code(statusCode).type('application/json; charset=utf-8').send({
     statusCode,
@@ -66,6 +67,8 @@ export class Exchange implements TryOwner {
   readonly tried: Target[] = []
   retries = 0
   current: Try | null = null
+  /** The body as it came, which every try sends; undefined without one (or when the gateway's own parsers read it). */
+  readonly body: Buffer | undefined
   /**
    * `source` is the path that reply-from resolves below the target's base path;
    * `query` (without '?') goes upstream as it came, so that reply-from's checks
@@ -77,7 +80,9 @@ export class Exchange implements TryOwner {
     readonly reply: FastifyReply,
     readonly source: string,
     readonly query: string
-  ) {}
+  ) {
+    this.body = rawBodyOf(request)
+  }
 
   send (target: Target, budgeted: boolean): void {
     const attempt = new Try(this, target, budgeted)
@@ -85,7 +90,7 @@ export class Exchange implements TryOwner {
     this.tried.push(target)
     this.request.target = target
     try {
-      sendWith(attempt, this.reply, target.basePath + this.source, this.pool.fromOptions)
+      sendWith(attempt, this.request, this.reply, target.basePath + this.source, this.pool.fromOptions)
     } catch (err) {
       // reply-from refuses some paths synchronously: nothing was sent.
       attempt.release()
@@ -160,15 +165,21 @@ export class Exchange implements TryOwner {
     const failure = attempt.failure ?? classifyFailure((error as { cause?: unknown } | undefined)?.cause ?? error)
     const latency = performance.now() - attempt.started
     attempt.release()
+    if (attempt.refused) {
+      // The gateway's own HTTP client would not send it: no target saw it, so none is charged, and a retry would fare no better.
+      this.request.log.error({ err: (error as { cause?: unknown } | undefined)?.cause ?? error }, 'fastify-lb: the HTTP client refused to send a request')
+      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `The gateway could not send the request to pool "${this.pool.name}"`)
+      return
+    }
     this.pool.record(attempt.target, 0, failure, latency)
     if (failure === 'aborted' || attempt.aborted) {
       // The client left: nobody reads an answer; send a minimal one so Fastify finishes the request.
       sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `Request to pool "${this.pool.name}" was abandoned by the client`)
       return
     }
-    // A refused connection sent nothing, so any method may go elsewhere; it costs the upstreams nothing, so it is not budgeted.
-    if (this.retryOn(failure, failure !== 'connect')) return
-    if (failure === 'timeout') {
+    // A refused connection, or a try that never got one, sent nothing: any method may go elsewhere, free of budget.
+    if (this.retryOn(failure, failure !== 'connect' && failure !== 'queue')) return
+    if (failure === 'timeout' || failure === 'queue') {
       sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', timedOut(this.pool))
     } else {
       sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', noAnswer(this.pool))
@@ -276,6 +287,33 @@ export function upstreamPath (url: string): string {
   }
 }
 
+const ASTERISK_ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS'
+
+function isWebSocketUpgrade (value: string): boolean {
+  return value.toLowerCase().includes('websocket')
+}
+
+/**
+ * Whether a path has a '..' segment once decoded, a backslash (raw or %5C)
+ * counting as '/', as many upstream servers read it. reply-from checks only
+ * for '/..' and '../', so '/%5c..%5c' would pass it and climb out of the
+ * target's base path at such an upstream.
+ */
+export function climbs (path: string): boolean {
+  // Most paths have neither '..' nor an escape: one scan each.
+  if (!path.includes('..') && !path.includes('%')) return false
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    // Not decodable: the upstream cannot decode it into a '..' either; reply-from answers it.
+    return false
+  }
+  const segments = decoded.replaceAll('\\', '/').split('/')
+  for (let i = 0; i < segments.length; i++) if (segments[i] === '..') return true
+  return false
+}
+
 /** The route handler that proxies a request to request.target, with failover. */
 export function forward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const pool = (request as LbRequest)[kPool]
@@ -285,9 +323,26 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
     sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
     return reply
   }
-  const url = upstreamPath(request.raw.url ?? '/')
+  const raw = request.raw
+  if (raw.headers.upgrade !== undefined && isWebSocketUpgrade(raw.headers.upgrade)) {
+    // Until upgrades are tunnelled, a clear answer: the upstream would see a plain GET and answer something else.
+    sendError(reply, 501, 'FST_LB_UPGRADE_UNSUPPORTED', `Pool "${pool.name}" does not forward WebSocket upgrades`)
+    return reply
+  }
+  const rawUrl = raw.url ?? '/'
+  if (rawUrl === '*') {
+    // OPTIONS * asks about the server the client talks to, the gateway, and undici sends no asterisk-form target.
+    if (request.method === 'OPTIONS') reply.code(204).header('allow', ASTERISK_ALLOW).send()
+    else sendError(reply, 400, 'FST_LB_BAD_PATH', `Only OPTIONS may name "*", which pool "${pool.name}" does not forward`)
+    return reply
+  }
+  const url = upstreamPath(rawUrl)
   const q = url.indexOf('?')
   let path = q === -1 ? url : url.slice(0, q)
+  if (climbs(path)) {
+    sendError(reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${pool.name}" does not forward`)
+    return reply
+  }
   // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
   if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
   const lbRequest = request as LbRequest

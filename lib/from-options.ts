@@ -2,6 +2,7 @@ import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import { exchangeOf, type UpstreamResponse } from './forward'
 import { dropHopByHop } from './hop-by-hop'
 import { rewriteOwnUrls } from './location-rewrite'
+import { dropRequestHopByHop, setForwardedHeaders } from './request-headers'
 
 function noRetry (): null {
   return null
@@ -27,6 +28,12 @@ export function buildFromOptions (timeout: number): FastifyReplyFromHooks {
         rewriteOwnUrls(answer, attempt.target, request)
       }
       return answer
+    },
+    rewriteRequestHeaders (request, headers) {
+      // reply-from hands over a copy of the client's headers for this try: shaped in place.
+      dropRequestHopByHop(headers)
+      if (exchangeOf(request)?.pool.options.forwardedHeaders !== false) setForwardedHeaders(request, headers)
+      return headers
     },
     getUpstream (request) {
       // Only the exchange's current try decides the origin; nothing in the request can.

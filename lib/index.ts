@@ -5,6 +5,7 @@ import { LbDispatcher } from './dispatcher'
 import { forward, kExchange, kPool } from './forward'
 import { LoadBalancer } from './load-balancer'
 import { kIssued } from './affinity'
+import { decorateRawBody } from './request-body'
 import { addObservability } from './observability'
 import { closeIdleWhileClosing } from './close-idle'
 import { Discovery } from './discovery/index'
@@ -34,6 +35,7 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   fastify.decorateRequest(kPool, null)
   fastify.decorateRequest(kExchange, null)
   fastify.decorateRequest(kIssued, null)
+  decorateRawBody((name, value) => fastify.decorateRequest(name, value))
 
   // Health follows every pool, inline ones included; checks start when the gateway is ready and all stop on close.
   lb.health.log = fastify.log
@@ -57,6 +59,7 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
     fastify.log.debug('fastify-lb: using the reply-from the gateway registered; its TLS and client settings apply')
   } else {
     const dispatcher = new LbDispatcher(resolved)
+    lb.readsRawBodies = true
     // reply-from accepts any object with a request() method as its client; its types only list undici's own.
     const undici = dispatcher as unknown as FastifyReplyFromOptions['undici']
     await fastify.register(replyFrom, { undici, disableRequestLogging: true })

@@ -7,6 +7,7 @@ import { buildFromOptions } from './from-options'
 import { resolvePoolOptions, type ResolvedLbOptions } from './options'
 import { Pool } from './pool'
 import { HealthRegistry } from './health/registry'
+import { readRawBody, restoreHeaders } from './request-body'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
@@ -17,6 +18,11 @@ interface PoolRequest extends FastifyRequest {
 function prepend<T> (hook: T, existing: T | T[] | undefined): T[] {
   if (existing === undefined) return [hook]
   return Array.isArray(existing) ? [hook, ...existing] : [hook, existing]
+}
+
+function append<T> (hook: T, existing: T | T[] | undefined): T[] {
+  if (existing === undefined) return [hook]
+  return Array.isArray(existing) ? [...existing, hook] : [existing, hook]
 }
 
 /** What the plugin decorates the instance with as `app.lb`. */
@@ -31,6 +37,11 @@ export class LoadBalancer {
   private readonly inline = new WeakMap<object, Pool>()
   private readonly preHandlers = new WeakMap<Pool, PreHandler>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
+  /**
+   * Whether routes served by `forward` read request bodies as they came: only with the plugin's own HTTP client,
+   * which sends those bytes. A reply-from the gateway registered itself sends what Fastify's parsers made of them.
+   */
+  readsRawBodies = false
 
   constructor (options: ResolvedLbOptions) {
     this.health = new HealthRegistry(options.tls)
@@ -68,6 +79,11 @@ export class LoadBalancer {
     const pool = this.resolveRoutePool(route, upstream)
     // First among the route's preHandler hooks: those of its options and those other plugins' onRoute hooks append see request.target.
     route.preHandler = prepend(this.preHandlerOf(pool), route.preHandler as PreHandler | PreHandler[] | undefined)
+    if (this.readsRawBodies && route.handler === forward) {
+      // A handler of the gateway's own reshapes requests and gets Fastify's parsed body; forward passes the bytes on.
+      route.preParsing = append(readRawBody, route.preParsing as typeof readRawBody | Array<typeof readRawBody> | undefined)
+      route.preValidation = prepend(restoreHeaders, route.preValidation as typeof restoreHeaders | Array<typeof restoreHeaders> | undefined)
+    }
   }
 
   private resolveRoutePool (route: RouteOptions, upstream: unknown): Pool {

@@ -6,13 +6,18 @@ import type { MetricsRegistry, ResolvedMetricsOptions } from './observability-op
 import type { FailureKind, MembershipChange, Pool, RetryCounts } from './pool'
 import type { Target } from './target'
 
-/** Values of `code_class` in `lb_requests_total`: the upstream status class, or 'error' when it did not answer. */
-export const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error'] as const
+/**
+ * Values of `code_class` in `lb_requests_total`: the upstream status class, 'error' when it did not answer,
+ * 'aborted' when the client left first (nginx logs those as 499): a target is not to blame for them.
+ */
+export const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error', 'aborted'] as const
 const ERROR_CLASS = 5
+const ABORTED_CLASS = 6
 
-/** Values of `reason` in `lb_upstream_errors_total`, one per way a try can end without an answer. */
-const REASON_INDEX: Record<FailureKind, number> = { connect: 0, timeout: 1, reset: 2, aborted: 3 }
-export const REASONS = Object.keys(REASON_INDEX) as FailureKind[]
+type UpstreamError = Exclude<FailureKind, 'aborted'>
+/** Values of `reason` in `lb_upstream_errors_total`, one per way a try can end without an answer but for the client leaving. */
+const REASON_INDEX: Record<UpstreamError, number> = { connect: 0, timeout: 1, reset: 2, queue: 3 }
+export const REASONS = Object.keys(REASON_INDEX) as UpstreamError[]
 
 /** Values of `result` in `lb_affinity_total`. */
 export const AFFINITY_RESULTS = ['hit', 'miss', 'reassigned', 'rejected'] as const
@@ -159,7 +164,7 @@ export class LbMetrics {
     }
 
     liveMetric('counter', registry, p + 'requests_total',
-      "Tries sent to a target, by the class of the upstream's status ('error': no answer, see upstream_errors_total).",
+      "Tries sent to a target, by the class of the upstream's status ('error': no answer, see upstream_errors_total; 'aborted': the client left first).",
       ['pool', 'target', 'code_class'], perTarget((emit, s) => {
         for (let i = 0; i < s.codes.length; i++) emit(s.codeLabels[i], s.codes[i])
       }))
@@ -176,7 +181,7 @@ export class LbMetrics {
       }))
     liveMetric('gauge', registry, p + 'target_weight', 'The weight balancing uses for the target now (below the configured one during slow start).',
       ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.effectiveWeight)))
-    liveMetric('counter', registry, p + 'upstream_errors_total', 'Tries that got no answer from a target, by reason (connect, timeout, reset, aborted).',
+    liveMetric('counter', registry, p + 'upstream_errors_total', 'Tries that got no answer from a target, by reason (connect, timeout, reset, queue: no connection to it within the timeout).',
       ['pool', 'target', 'reason'], perTarget((emit, s) => {
         for (let i = 0; i < s.errors.length; i++) emit(s.reasonLabels[i], s.errors[i])
       }))
@@ -228,6 +233,10 @@ export class LbMetrics {
     pool.onResult((target, status, failure, latencyMs) => {
       const s = byTarget.get(target)
       if (s === undefined) return
+      if (failure === 'aborted') {
+        s.codes[ABORTED_CLASS]++
+        return
+      }
       if (status === 0 || failure !== null) {
         s.codes[ERROR_CLASS]++
         s.errors[REASON_INDEX[failure ?? 'reset']]++

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import { algorithms, type AlgorithmName } from './balancers/index'
 import { invalidOption } from './errors'
-import { checkInteger, checkNumber, checkRecord, isRecord } from './validate'
+import { checkBoolean, checkInteger, checkNumber, checkRecord, isRecord } from './validate'
 import { resolveAffinity, type AffinityOptions, type ResolvedAffinity } from './affinity-options'
 import {
   resolveHealthCheck, resolveOutlierDetection, resolvePanicThreshold, resolveSlowStart,
@@ -56,8 +56,18 @@ export interface PoolOptions {
   pointsPerWeight?: number
   /** Maglev table size, a prime (default 65537). */
   tableSize?: number
-  /** Time a single try may wait for the upstream's headers, and between body chunks, in ms (default 30000). */
+  /**
+   * Time a single try may take from being sent (waiting for a connection included) to the upstream's final
+   * headers, and between body chunks, in ms (default 30000). Informational (1xx) answers do not extend it.
+   */
   timeout?: number
+  /**
+   * Time an answer being streamed may wait for a client that stops reading it, in ms (default 60000, as nginx's
+   * send_timeout); then the client's connection is closed and the upstream's is freed.
+   */
+  sendTimeout?: number
+  /** Set X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host on requests going upstream (default true). */
+  forwardedHeaders?: boolean
   /**
    * Answers with a declared length up to this many bytes (and a content type) are read whole before they are
    * passed on; larger ones, and every answer with a body when 0, are streamed (default 65536).
@@ -125,6 +135,8 @@ export interface ResolvedPoolOptions {
   pointsPerWeight: number
   tableSize: number
   timeout: number
+  sendTimeout: number
+  forwardedHeaders: boolean
   bufferLimit: number
   retry: ResolvedRetry
   affinity: ResolvedAffinity | null
@@ -148,7 +160,7 @@ const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
  * page: a longer one is a mistake (servers refuse request lines of some KiB), not a target.
  */
 const MAX_URL_LENGTH = 2048
-const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'bufferLimit', 'retry', 'affinity',
+const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation'])
 
 function checkAlgorithm (pool: string, field: string, value: unknown): AlgorithmName {
@@ -288,6 +300,8 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     pointsPerWeight: checkInteger(name, 'pointsPerWeight', value.pointsPerWeight ?? 160, 1, 10_000),
     tableSize,
     timeout: checkInteger(name, 'timeout', value.timeout ?? 30_000, 1, 3_600_000),
+    sendTimeout: checkInteger(name, 'sendTimeout', value.sendTimeout ?? 60_000, 1, 3_600_000),
+    forwardedHeaders: checkBoolean(name, 'forwardedHeaders', value.forwardedHeaders, true),
     bufferLimit: checkInteger(name, 'bufferLimit', value.bufferLimit ?? DEFAULT_BUFFER_LIMIT, 0, MAX_BUFFER_LIMIT),
     retry: resolveRetry(name, value.retry),
     affinity: resolveAffinity(name, value.affinity),

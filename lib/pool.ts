@@ -3,14 +3,20 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import { algorithms } from './balancers/index'
 import type { Balancer, PickContext } from './balancers/balancer'
+import { Deadlines } from './deadlines'
 import { invalidOption } from './errors'
 import { readHashKey } from './hash-key'
 import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type TargetInput } from './options'
 import { RetryBudget } from './retry-budget'
 import { Target } from './target'
 
-/** How a try ended, for passive health and metrics. */
-export type FailureKind = 'connect' | 'timeout' | 'reset' | 'aborted'
+/**
+ * How a try ended without an answer, for passive health and metrics. The
+ * target is charged with 'connect', 'timeout' and 'reset' only: 'aborted'
+ * (the client left) and 'queue' (the try waited its whole timeout for one of
+ * the gateway's connections and was never sent) say nothing about it.
+ */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'aborted' | 'queue'
 
 /**
  * Called once per try: status is the upstream's status (0 when it never
@@ -59,6 +65,8 @@ export class Pool extends EventEmitter {
   readonly retries: RetryCounts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 }
   /** Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
   panic = false
+  /** Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
+  readonly deadlines: Deadlines
   /** The reply-from options of this pool's tries, built once by the plugin. */
   fromOptions: FastifyReplyFromHooks = {}
 
@@ -80,6 +88,7 @@ export class Pool extends EventEmitter {
     this.name = options.name
     this.options = options
     this.retryBudget = new RetryBudget(options.retry.budgetPercent, options.retry.minRetriesPerSecond)
+    this.deadlines = new Deadlines(options.timeout)
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,
       balanceFactor: options.balanceFactor,
@@ -175,7 +184,8 @@ export class Pool extends EventEmitter {
 
   /** Reports how a try ended: feeds failure counters, latency and every listener. */
   record (target: Target, status: number, failure: FailureKind | null, latencyMs: number): void {
-    if (failure !== null || status >= 500) target.failures++
+    if (failure === null ? status >= 500 : failure !== 'aborted' && failure !== 'queue') target.failures++
+    else if (failure === 'aborted') target.aborted++
     // A timeout is a latency sample too: the slowest kind. Refused or abandoned tries say nothing about speed.
     if (failure === null || failure === 'timeout') target.observeLatency(latencyMs, performance.now())
     const listeners = this.resultListeners

@@ -81,14 +81,14 @@ function row (t: TargetStatus, showUrls: boolean): string {
     (showUrls ? `<td>${escape(t.url ?? '')}</td>` : '') +
     `<td><span class="badge">${t.state}</span></td>` +
     `<td class="n">${t.weight}</td><td class="n">${t.effectiveWeight}</td>` +
-    `<td class="n">${t.inFlight}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td>` +
+    `<td class="n">${t.inFlight}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
     `<td class="n">${t.ewmaMs === null ? '' : t.ewmaMs.toFixed(1)}</td>` +
     `<td>${check(t)}</td><td>${escape(time(t.ejectedUntil))}</td></tr>`
 }
 
 function table (pool: PoolStatus): string {
   const showUrls = pool.targets.some((t) => t.url !== undefined)
-  const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'EWMA ms', 'Last check', 'Ejected until']
+  const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'Client aborts', 'EWMA ms', 'Last check', 'Ejected until']
   return `<section data-pool="${escape(pool.name)}"><h2>${escape(pool.name)} <small>${escape(pool.algorithm)} · ` +
     `${pool.eligible} of ${pool.targets.length} eligible${pool.panic ? ' · PANIC: routing over all targets' : ''} · ` +
     `${pool.inFlight} in flight · ${pool.noTarget} without target · ` +

@@ -16,7 +16,10 @@ export interface TargetStatus {
   effectiveWeight: number
   inFlight: number
   requests: number
+  /** Tries the target answers for: no connection, no answer in time, a broken answer, a 5xx. */
   failures: number
+  /** Tries cut because the client left or stopped reading: not counted as failures. */
+  aborted: number
   /** Latency EWMA in ms as balancing sees it now; null before the first answer. */
   ewmaMs: number | null
   lastCheck: { at: number, ok: boolean, error?: string } | null
@@ -51,7 +54,7 @@ const nullableNumber = { type: ['number', 'null'] }
 
 const targetSchema = {
   type: 'object',
-  required: ['id', 'state', 'eligible', 'weight', 'effectiveWeight', 'inFlight', 'requests', 'failures', 'ewmaMs', 'lastCheck', 'ejectedUntil', 'slowStartUntil'],
+  required: ['id', 'state', 'eligible', 'weight', 'effectiveWeight', 'inFlight', 'requests', 'failures', 'aborted', 'ewmaMs', 'lastCheck', 'ejectedUntil', 'slowStartUntil'],
   properties: {
     id: { type: 'string' },
     url: { type: 'string' },
@@ -62,6 +65,7 @@ const targetSchema = {
     inFlight: { type: 'integer' },
     requests: { type: 'integer' },
     failures: { type: 'integer' },
+    aborted: { type: 'integer' },
     ewmaMs: nullableNumber,
     lastCheck: {
       type: ['object', 'null'],
@@ -124,6 +128,7 @@ function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: 
     inFlight: target.inFlight,
     requests: target.requests,
     failures: target.failures,
+    aborted: target.aborted,
     ewmaMs: target.ewmaStamp === 0 ? null : round(target.decayedEwma(now)),
     lastCheck: check === null ? null : { at: check.at, ok: check.ok, error: check.error },
     ejectedUntil: target.ejectedUntil === 0 ? null : target.ejectedUntil,

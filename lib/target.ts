@@ -45,7 +45,10 @@ export class Target implements LbTarget {
 
   inFlight = 0
   requests = 0
+  /** Tries that failed in a way the target answers for: no connection, no answer in time, a broken one, a 5xx. */
   failures = 0
+  /** Tries cut because the client left or stopped reading (nginx's 499): not the target's doing. */
+  aborted = 0
   /** Latency EWMA in ms, and when it was last updated (performance.now()). */
   ewmaMs = DEFAULT_LATENCY_MS
   ewmaStamp = 0

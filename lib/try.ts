@@ -1,15 +1,18 @@
 import { AsyncResource } from 'node:async_hooks'
 import type { IncomingHttpHeaders } from 'node:http'
 import { errors, type Dispatcher } from 'undici'
-import { classifyFailure } from './failure'
+import type { Timed } from './deadlines'
+import { classifyFailure, refusedByClient } from './failure'
 import { answerHeaders } from './hop-by-hop'
 import type { FailureKind, Pool } from './pool'
 import type { Target } from './target'
-import { UpstreamBody, type BodySource } from './upstream-body'
+import { SendTimeoutError, UpstreamBody, type BodySource } from './upstream-body'
 
 /** What a try needs of the request it serves. */
 export interface TryOwner {
   readonly pool: Pool
+  /** The request body as it came, sent by every try; undefined when it has none or the gateway's parsers read it. */
+  readonly body: Buffer | undefined
   /** The streamed body of this try's answer failed after its head was handed over. */
   bodyFailed (err: Error & { statusCode?: number, code?: string }, headers: object): void
   /** Passing the answer on threw: nothing else would answer the client. */
@@ -22,7 +25,15 @@ export type AnswerCallback = (err: Error | null, answer?: Try) => void
 function noop (): void {}
 
 function pushChunk (this: UpstreamBody, chunk: Buffer | null): boolean {
-  return this.push(chunk)
+  const more = this.push(chunk)
+  // A full buffer: the client is reading slower than the upstream sends, or not at all.
+  if (!more && chunk !== null) this.stalled()
+  return more
+}
+
+/** The try waited its whole timeout for one of the gateway's connections to its target, and was never sent. */
+class QueueTimeoutError extends Error {
+  readonly code = 'FST_LB_QUEUE_TIMEOUT'
 }
 
 /**
@@ -35,7 +46,7 @@ function pushChunk (this: UpstreamBody, chunk: Buffer | null): boolean {
  * after it, run in the request's async context (AsyncLocalStorage), as undici's
  * own request() would have them.
  */
-export class Try extends AsyncResource implements Dispatcher.DispatchHandler, BodySource {
+export class Try extends AsyncResource implements Dispatcher.DispatchHandler, BodySource, Timed {
   /** The client left before the answer was passed on. */
   aborted = false
   failure: FailureKind | null = null
@@ -57,18 +68,48 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   /** The upstream exchange is over: answered in full, failed, or cut by the gateway. */
   private finished = false
   private open = true
+  /** The gateway's own HTTP client refused to send the request: nothing reached the target. */
+  refused = false
+  deadline = 0
+  prevTimed: Timed | null = null
+  nextTimed: Timed | null = null
 
   constructor (readonly owner: TryOwner, readonly target: Target, readonly budgeted: boolean) {
     super('fastify-lb.try')
-    owner.pool.acquire(target)
-    if (budgeted) owner.pool.activeRetries++
+    const pool = owner.pool
+    pool.acquire(target)
+    if (budgeted) pool.activeRetries++
+    // The timeout runs from here: time spent waiting for a connection counts, as a client waiting sees it.
+    pool.deadlines.add(this, this.started)
+  }
+
+  get sendTimeout (): number {
+    return this.owner.pool.options.sendTimeout
   }
 
   /** Sends the try through an undici dispatcher; callback gets the answer once its head (or, buffered, all of it) is in. */
   dispatch (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, callback: AnswerCallback): void {
     this.callback = callback
     this.head = opts.method === 'HEAD'
+    const body = this.owner.body
+    if (body !== undefined) {
+      // The bytes as they came (reply-from was shown no body, so it re-encoded nothing), with their own length.
+      opts.body = body
+      ;(opts.headers as Record<string, string | undefined>)['content-length'] = String(body.length)
+    }
     dispatcher.dispatch(opts, this)
+  }
+
+  /** The deadline passed before the final answer's head came. */
+  expire (): void {
+    if (this.finished) return
+    if (this.abortUpstream === null) {
+      // Still waiting for a connection: nothing was sent, so the exchange may go on elsewhere.
+      this.failure = 'queue'
+      this.onError(new QueueTimeoutError(`no connection to the target within ${this.owner.pool.options.timeout} ms`))
+    } else {
+      this.abortUpstream(new errors.HeadersTimeoutError())
+    }
   }
 
   failed (kind: FailureKind): void {
@@ -76,13 +117,15 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   }
 
   onConnect (abort: (err?: Error) => void): void {
-    if (this.aborted) abort(new errors.RequestAbortedError())
+    // Given up while it waited for a connection: it must not be sent now.
+    if (this.aborted || this.finished) abort(new errors.RequestAbortedError())
     else this.abortUpstream = abort
   }
 
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    // 1xx answers are informational: the final one follows.
+    // 1xx answers are informational: the final one follows, within the same deadline.
     if (statusCode < 200) return true
+    this.owner.pool.deadlines.remove(this)
     const headers = answerHeaders(rawHeaders)
     this.statusCode = statusCode
     this.headers = headers
@@ -144,7 +187,11 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   onError (err: Error): void {
     if (this.finished) return
     this.finished = true
-    if (this.failure === null) this.failure = this.aborted ? 'aborted' : classifyFailure(err)
+    if (this.failure === null) {
+      // undici checks a request before it sends a byte of it; what it refuses is the gateway's doing, not the target's.
+      if (this.abortUpstream === null && refusedByClient(err)) this.refused = true
+      this.failure = this.aborted ? 'aborted' : classifyFailure(err)
+    }
     // Released here whatever follows: reply-from reports nothing once the reply was sent (a handler timeout).
     this.release()
     const callback = this.callback
@@ -178,7 +225,8 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   }
 
   /** The streamed body ended or was dropped: cut the upstream exchange if it was still running. */
-  bodyClosed (): void {
+  bodyClosed (err: Error | null): void {
+    if (err instanceof SendTimeoutError) this.target.aborted++
     if (!this.finished) {
       this.finished = true
       this.abortUpstream?.(new errors.RequestAbortedError())
@@ -205,6 +253,7 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     if (!this.open) return
     this.open = false
     const pool = this.owner.pool
+    pool.deadlines.remove(this)
     if (this.budgeted) pool.activeRetries--
     pool.release(this.target)
   }

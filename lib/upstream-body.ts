@@ -5,7 +5,18 @@ export interface BodySource {
   /** Asks the upstream connection for more bytes after the body was full. */
   resume: () => void
   /** The body ended, failed or was dropped by its reader: the try is over. */
-  bodyClosed (): void
+  bodyClosed: (err: Error | null) => void
+  /** How long the body may stay full, its reader taking nothing, in ms. */
+  readonly sendTimeout: number
+}
+
+/** The client took none of a streamed answer for sendTimeout ms. */
+export class SendTimeoutError extends Error {
+  readonly code = 'FST_LB_SEND_TIMEOUT'
+}
+
+function checkStall (body: UpstreamBody): void {
+  body.checkStall()
 }
 
 /**
@@ -13,18 +24,50 @@ export interface BodySource {
  * whole: the bytes are passed on as they come, with back-pressure on the
  * upstream connection. Destroying it (the client left, or the answer was
  * dropped for a retry) ends the try, so no listener is needed per request.
+ *
+ * While it is full, the upstream connection waits on the client. A client that
+ * stops reading would hold that connection for good (undici's body timeout
+ * stops while the connection is paused), so after sendTimeout ms of a full
+ * buffer the body is destroyed, which closes the client's connection and frees
+ * the upstream's, as nginx's send_timeout does.
  */
 export class UpstreamBody extends Readable {
+  /** performance.now() when the buffer last filled up; 0 while the reader keeps up. */
+  private stalledAt = 0
+  private stallTimer: NodeJS.Timeout | null = null
+
   constructor (private readonly source: BodySource) {
     super({ highWaterMark: 64 * 1024 })
   }
 
   override _read (): void {
+    this.stalledAt = 0
     this.source.resume()
   }
 
+  /** The buffer is full: the reader has sendTimeout from now to take something. */
+  stalled (): void {
+    this.stalledAt = performance.now()
+    // One timer per stall that outlasts it; a short stall only moves stalledAt.
+    if (this.stallTimer === null) this.armStall(this.source.sendTimeout)
+  }
+
+  private armStall (ms: number): void {
+    this.stallTimer = setTimeout(checkStall, Math.max(1, Math.ceil(ms)), this)
+  }
+
+  checkStall (): void {
+    this.stallTimer = null
+    if (this.stalledAt === 0 || this.destroyed) return
+    const left = this.source.sendTimeout - (performance.now() - this.stalledAt)
+    if (left > 0) this.armStall(left)
+    else this.destroy(new SendTimeoutError('the client took none of the answer within sendTimeout'))
+  }
+
   override _destroy (err: Error | null, callback: (err?: Error | null) => void): void {
-    this.source.bodyClosed()
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer)
+    this.stallTimer = null
+    this.source.bodyClosed(err)
     callback(err)
   }
 }

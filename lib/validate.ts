@@ -39,3 +39,10 @@ export function checkNumber (pool: string, field: string, value: unknown, min: n
   }
   return value
 }
+
+/** A boolean option; `fallback` when it is left out. */
+export function checkBoolean (pool: string, field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw invalidOption(pool, field, value, 'must be a boolean')
+  return value
+}

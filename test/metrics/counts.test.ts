@@ -33,7 +33,7 @@ test('requests per target and status class, latency per answered try, retries of
   t.equal(ofTarget(after, 'lb_requests_total', 'a', { code_class: '2xx' }), 4, 'every request answered by a')
 })
 
-test('tries that get no answer count as code_class "error" with their reason', async (t) => {
+test('tries that get no answer count as code_class "error" with their reason; tries the client left, as "aborted"', async (t) => {
   const { ups, gw, client, scrape } = await observed(t, ['a'])
   const dead = await refusedUrl()
   gw.app.lb.pool('main').add({ url: dead, id: 'dead' })
@@ -46,9 +46,9 @@ test('tries that get no answer count as code_class "error" with their reason', a
   t.equal(ofTarget(text, 'lb_request_duration_seconds_count', 'dead'), 0, 'no answer, no latency sample')
   t.equal(sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'attempted' }), refused, 'each refusal failed over once')
   t.equal(sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'succeeded' }), refused, 'and a answered')
-  t.same(samples(text, 'lb_upstream_errors_total', { target: 'dead' }).map((s) => s.labels.reason), ['connect', 'timeout', 'reset', 'aborted'])
+  t.same(samples(text, 'lb_upstream_errors_total', { target: 'dead' }).map((s) => s.labels.reason), ['connect', 'timeout', 'reset', 'queue'])
 
-  // A client that leaves while the upstream hangs: in flight while waiting, then 'aborted'.
+  // A client that leaves while the upstream hangs: in flight while waiting, then 'aborted', which is not an upstream error.
   await gw.app.lb.pool('main').remove('dead')
   ups[0].mode = 'hang'
   const controllers = [new AbortController(), new AbortController()]
@@ -62,8 +62,12 @@ test('tries that get no answer count as code_class "error" with their reason', a
   await until(() => gw.app.lb.pool('main').inFlight === 0, 5000, 'in-flight back to 0')
   text = await scrape()
   t.equal(ofTarget(text, 'lb_in_flight_requests', 'a'), 0)
-  t.equal(ofTarget(text, 'lb_upstream_errors_total', 'a', { reason: 'aborted' }), 2)
-  t.equal(ofTarget(text, 'lb_requests_total', 'a', { code_class: 'error' }), 2)
+  t.equal(ofTarget(text, 'lb_requests_total', 'a', { code_class: 'aborted' }), 2)
+  t.equal(ofTarget(text, 'lb_requests_total', 'a', { code_class: 'error' }), 0, 'the error ratio of a healthy target stays 0 when clients give up')
+  t.same(samples(text, 'lb_upstream_errors_total', { target: 'a' }).map((s) => s.value), [0, 0, 0, 0], 'and no upstream error is counted')
+  const a = gw.app.lb.pool('main').get('a')!
+  t.equal(a.failures, 0, 'the status page shows no failure of a')
+  t.equal(a.aborted, 2, 'but two client aborts')
 })
 
 test('an empty pool counts requests without a target', async (t) => {
@@ -107,7 +111,7 @@ test('an id that moves to a new address keeps one series while the old one drain
   t.equal((await client.send(gw.url + '/y')).status, 200)
   t.equal((await client.send(gw.url + '/y')).status, 200)
   const later = await scrape()
-  t.equal(ofTarget(later, 'lb_upstream_errors_total', 'a', { reason: 'aborted' }), 1, 'the old member’s counts stay with the id')
+  t.equal(ofTarget(later, 'lb_requests_total', 'a', { code_class: 'aborted' }), 1, 'the old member’s counts stay with the id')
   t.equal(ofTarget(later, 'lb_requests_total', 'a', { code_class: '2xx' }), 1, 'and the new member adds to them')
 })
 

@@ -28,18 +28,20 @@ test('request targets and Host headers that try to steer the proxy', async (t) =
 
   await t.test('encoded dots', async (t) => {
     // A dot segment in any spelling would climb out of the base path once a URL parser resolves it: refused.
-    for (const target of ['/%2e%2e/x', '/a/%2E%2E/%2e%2e/x', '/.%2e/x', '/%2e./x', '/..%2fx', '/a/..']) {
+    // A backslash, raw or encoded, counts as '/': many upstream servers read it so.
+    for (const target of ['/%2e%2e/x', '/a/%2E%2E/%2e%2e/x', '/.%2e/x', '/%2e./x', '/..%2fx', '/a/..', '/%5c..%5cx', '/a/..%5cx', '/a%5C..%5C..%5Cx']) {
       t.same(await get(target), { status: 400, seen: 'FST_LB_BAD_PATH' }, `${target} is refused`)
     }
     // Dots that are no segment of their own, and double-encoded ones, are data: passed on as they came.
     t.same(await get('/a%2eb/c..d/.e'), { status: 200, seen: '/api/a%2eb/c..d/.e' })
     t.same(await get('/%252e%252e/x'), { status: 200, seen: '/api/%252e%252e/x' })
-    t.same(await get('/%5c..%5cx'), { status: 200, seen: '/api/%5c..%5cx' })
+    t.same(await get('/%5c.%5cx'), { status: 200, seen: '/api/%5c.%5cx' })
   })
 
   await t.test('backslashes stay inside the base path', async (t) => {
-    // URL parsers read '\' as '/': unescaped, this would reach /x on the upstream, outside /api.
-    t.same(await get('/a\\..\\..\\x'), { status: 200, seen: '/api/a%5C..%5C..%5Cx' })
+    // URL parsers read '\' as '/': unescaped, this would reach /x on the upstream, outside /api; escaped, an upstream may still read it so.
+    t.same(await get('/a\\..\\..\\x'), { status: 400, seen: 'FST_LB_BAD_PATH' })
+    t.same(await get('/a\\b\\c'), { status: 200, seen: '/api/a%5Cb%5Cc' }, 'backslashes without a dot segment go escaped')
     t.same(await get('/\\\\other.example/x'), { status: 200, seen: '/api/%5C%5Cother.example/x' })
   })
 
@@ -55,6 +57,17 @@ test('request targets and Host headers that try to steer the proxy', async (t) =
     }
     // The absolute form and the Host header disagree: neither chooses the origin.
     t.same(await get(`http://127.0.0.1:${other.port}/x`, `127.0.0.1:${other.port}`), { status: 200, seen: '/api/x' })
+  })
+
+  await t.test('the asterisk form asks the gateway, not an upstream path', async (t) => {
+    const hits = chosen.hits
+    const options = await rawRequest(port, ['OPTIONS * HTTP/1.1', 'Host: gateway.example'])
+    t.equal(options.status, 204, 'OPTIONS * is answered by the gateway')
+    t.match(options.head, /\r\nallow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS/i)
+    const other = await rawRequest(port, ['GET * HTTP/1.1', 'Host: gateway.example'])
+    t.equal(other.status, 400, 'another method may not name "*"')
+    t.equal((JSON.parse(other.body) as { code: string }).code, 'FST_LB_BAD_PATH')
+    t.equal(chosen.hits, hits, 'neither became a request for /api/* upstream')
   })
 
   await t.test('only the chosen upstream was ever reached', async (t) => {

@@ -1,0 +1,83 @@
+/** Something that must be over by its deadline: a try waiting for a connection or for its answer's head. */
+export interface Timed {
+  /** performance.now() by which it must be over. */
+  deadline: number
+  prevTimed: Timed | null
+  nextTimed: Timed | null
+  /** The deadline passed before it was removed. */
+  expire: () => void
+}
+
+/**
+ * Deadlines that all lie the same time after their start (a pool's try
+ * timeout): they expire in the order they were added, so a FIFO list with one
+ * timer armed for its head holds them all. Adding and removing cost a few
+ * pointer writes and no allocation, where a timer per try would cost an object
+ * and a heap insertion each; the timer is re-armed only when it fires.
+ */
+export class Deadlines {
+  private head: Timed | null = null
+  private tail: Timed | null = null
+  private timer: NodeJS.Timeout | null = null
+  /** Items are expiring: one added meanwhile (a retry's try) must not arm a second timer. */
+  private firing = false
+
+  constructor (readonly ms: number) {}
+
+  add (item: Timed, now: number): void {
+    item.deadline = now + this.ms
+    item.nextTimed = null
+    item.prevTimed = this.tail
+    if (this.tail === null) this.head = item
+    else this.tail.nextTimed = item
+    this.tail = item
+    if (this.timer === null && !this.firing) this.arm(this.ms)
+  }
+
+  /** Takes an item out; one that is not in the list is left alone. */
+  remove (item: Timed): void {
+    const prev = item.prevTimed
+    const next = item.nextTimed
+    if (prev === null && this.head !== item) return
+    if (prev === null) this.head = next
+    else prev.nextTimed = next
+    if (next === null) this.tail = prev
+    else next.prevTimed = prev
+    item.prevTimed = null
+    item.nextTimed = null
+  }
+
+  /** Items in the list; for tests and the status page, not the hot path. */
+  get size (): number {
+    let n = 0
+    for (let item = this.head; item !== null; item = item.nextTimed) n++
+    return n
+  }
+
+  private arm (ms: number): void {
+    // A timer of its own keeps no process alive: the sockets of the requests it watches do.
+    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(ms)))
+    this.timer.unref()
+  }
+
+  private readonly fire = (): void => {
+    this.timer = null
+    this.firing = true
+    const now = performance.now()
+    try {
+      for (let item = this.head; item !== null && item.deadline <= now; item = this.head) {
+        this.remove(item)
+        item.expire()
+      }
+    } finally {
+      this.firing = false
+      if (this.head !== null) this.arm(this.head.deadline - now)
+    }
+  }
+
+  /** Stops the timer; items left in the list never expire. */
+  close (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+  }
+}

@@ -1,0 +1,51 @@
+type Headers = Record<string, string | string[] | number | undefined>
+
+/** What the forwarding headers are made of: Fastify's request, whose ips, protocol and host follow trustProxy. */
+interface ForwardedSource {
+  readonly raw: { readonly socket?: { readonly remoteAddress?: string } | null }
+  readonly ips?: string[]
+  readonly protocol: string
+  readonly host: string
+}
+
+/**
+ * Request headers that concern the client's connection to the gateway, not the
+ * request (RFC 9110 section 7.6.1), beside `connection` and the headers it
+ * lists, which reply-from drops. undici refuses several of them outright; the
+ * others would make the upstream act on what only the gateway agreed to.
+ * `expect` is answered by the gateway itself (Node's server sends the
+ * 100 Continue), so the upstream gets the whole body without waiting.
+ */
+const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'expect', 'http2-settings'] as const
+
+/** Drops the hop-by-hop headers of a request going upstream, in place (a lookup each; a delete only for those present). */
+export function dropRequestHopByHop (headers: Headers): void {
+  for (let i = 0; i < HOP_BY_HOP.length; i++) {
+    const name = HOP_BY_HOP[i]
+    if (headers[name] !== undefined) delete headers[name]
+  }
+  // TE: only "trailers" says something the upstream may use (it is how gRPC asks for trailers).
+  const te = headers.te
+  if (te !== undefined && te !== 'trailers') delete headers.te
+}
+
+/**
+ * Sets X-Forwarded-For, -Proto and -Host as Envoy and Traefik do. The client's
+ * own values are kept only when Fastify's trustProxy trusts the peer that sent
+ * them: the peer's address is then appended to the chain; otherwise the chain
+ * restarts at the peer, and proto and host are the gateway's own view, so a
+ * client cannot pose as another address to the upstream.
+ */
+export function setForwardedHeaders (request: ForwardedSource, headers: Headers): void {
+  const peer = request.raw.socket?.remoteAddress ?? ''
+  const prior = headers['x-forwarded-for']
+  // request.ips exists with trustProxy only; it lists the peer and then every address trust lets through.
+  const ips = request.ips
+  if (prior !== undefined && ips !== undefined && ips.length > 1) {
+    headers['x-forwarded-for'] = `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${peer}`
+  } else {
+    headers['x-forwarded-for'] = peer
+  }
+  headers['x-forwarded-proto'] = request.protocol
+  headers['x-forwarded-host'] = request.host
+}
