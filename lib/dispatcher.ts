@@ -1,4 +1,5 @@
-import { Agent, type Dispatcher } from 'undici'
+import { Agent, buildConnector, type Dispatcher } from 'undici'
+import { skipUnsolicitedContinue } from './interim-continue'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import type { AnswerCallback, Try } from './try'
@@ -45,13 +46,24 @@ export class LbDispatcher {
   readonly agent: Agent
 
   constructor (options: DispatcherOptions) {
+    const connector = buildConnector({
+      timeout: options.connectTimeout,
+      rejectUnauthorized: options.tls.rejectUnauthorized,
+      ca: options.tls.ca,
+      servername: options.tls.servername
+    })
     this.agent = new Agent({
       connections: options.connections,
-      connect: {
-        timeout: options.connectTimeout,
-        rejectUnauthorized: options.tls.rejectUnauthorized,
-        ca: options.tls.ca,
-        servername: options.tls.servername
+      connect (opts, callback) {
+        connector(opts, (err, socket) => {
+          if (err !== null) {
+            callback(err, null)
+            return
+          }
+          callback(null, socket)
+          // undici has set its parser up on the socket by now; no answer can have been read yet.
+          skipUnsolicitedContinue(socket)
+        })
       }
     })
   }

@@ -86,6 +86,42 @@ test('informational answers do not extend the timeout', async (t) => {
   await assertIdle(t, gw.app.lb.pool('main'), 'after 1xx answers')
 })
 
+test('an unsolicited 100 Continue before the final answer is skipped, as RFC 9110 has a client do', async (t) => {
+  const sockets = new Set<Socket>()
+  let heads = 0
+  // Answers every request (several on one connection) with 100 Continue, then 103 Early Hints, then the answer.
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    let text = ''
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1')
+      for (let end = text.indexOf('\r\n\r\n'); end !== -1; end = text.indexOf('\r\n\r\n')) {
+        const head = text.slice(0, end)
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)
+        if (text.length < end + 4 + length) return
+        text = text.slice(end + 4 + length)
+        heads++
+        socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n')
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok')
+      }
+    })
+  })
+  const port = await listen(server)
+  const gw = await startGateway({ pools: { main: { targets: [{ url: `http://127.0.0.1:${port}`, id: 'polite' }] } } })
+  const client = new Client()
+  t.teardown(async () => { await client.close(); await gw.close(); await shut(server, sockets) })
+  for (const method of ['POST', 'GET', 'POST']) {
+    const res = await client.send(gw.url + '/x', { method, body: method === 'POST' ? '{"a":1}' : undefined })
+    t.equal(res.status, 200, `${method}: the final answer reaches the client`)
+    t.equal(res.text, 'ok')
+  }
+  t.equal(heads, 3, 'one try each')
+  t.equal(gw.app.lb.pool('main').get('polite')!.failures, 0, 'the upstream is not charged for a legal answer')
+  await assertIdle(t, gw.app.lb.pool('main'), 'after 100 Continue answers')
+})
+
 test('clients that stop reading a streamed answer cannot hold the upstream\'s connections', async (t) => {
   const sockets = new Set<Socket>()
   let streaming = 0
