@@ -47,13 +47,6 @@ export class Deadlines {
     item.nextTimed = null
   }
 
-  /** Items in the list; for tests and the status page, not the hot path. */
-  get size (): number {
-    let n = 0
-    for (let item = this.head; item !== null; item = item.nextTimed) n++
-    return n
-  }
-
   private arm (ms: number): void {
     // A timer of its own keeps no process alive: the sockets of the requests it watches do.
     this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(ms)))
@@ -73,11 +66,5 @@ export class Deadlines {
       this.firing = false
       if (this.head !== null) this.arm(this.head.deadline - now)
     }
-  }
-
-  /** Stops the timer; items left in the list never expire. */
-  close (): void {
-    if (this.timer !== null) clearTimeout(this.timer)
-    this.timer = null
   }
 }
