@@ -6,7 +6,7 @@ import type { Balancer, PickContext } from './balancers/balancer'
 import { Deadlines } from './deadlines'
 import { invalidOption } from './errors'
 import { readHashKey } from './hash-key'
-import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type TargetInput } from './options'
+import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type ResolvedTarget, type TargetInput } from './options'
 import { RetryBudget } from './retry-budget'
 import { Target } from './target'
 
@@ -41,6 +41,25 @@ export interface MembershipChange {
 const NO_TARGETS: readonly Target[] = []
 const NEEDS_IP = new Set(['ip-hash'])
 
+/**
+ * Discovery's entry to reconcile(): the steps that make a pool match a list
+ * already checked, to be applied one per turn of the event loop. Not part of
+ * the public API.
+ */
+export const kReconcileSteps = Symbol('fastify-lb.reconcileSteps')
+/** Entries (targets added, re-weighed, taken back or drained) one step of a large change applies at most. */
+const STEP_SIZE = 1000
+/** Algorithms whose rebuild costs a whole ring or table however few targets changed: stepping would repeat it. */
+const WHOLE_TABLE = new Set(['consistent-hash', 'ip-hash', 'maglev'])
+
+/** A change being gathered by batch(); `updatedSet` keeps `updated` free of repeats in O(1). */
+interface PendingChange {
+  added: Target[]
+  removed: Target[]
+  updated: Target[]
+  updatedSet: Set<Target>
+}
+
 function byId (a: Target, b: Target): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
@@ -70,7 +89,18 @@ export class Pool extends EventEmitter {
   /** The reply-from options of this pool's tries, built once by the plugin. */
   fromOptions: FastifyReplyFromHooks = {}
 
+  /** Sorted by id and free of departed targets only after settle(): see `targets`. */
   private members: Target[] = []
+  /** The true membership; `members` catches up with it in one pass. */
+  private readonly memberSet = new Set<Target>()
+  /**
+   * Members per URL (two while a target drains and a new one took its URL),
+   * for add()'s duplicate check: built by the first add() of a batch of them,
+   * dropped by reconcile(), which checks its list as a whole.
+   */
+  private urlIndex: Map<string, number> | null = null
+  private membersUnsorted = false
+  private membersDeparted = false
   private readonly byIdMap = new Map<string, Target>()
   private eligibleTargets: readonly Target[] = NO_TARGETS
   private readonly balancer: Balancer
@@ -80,7 +110,8 @@ export class Pool extends EventEmitter {
   private readonly needsIp: boolean
   private readonly resultListeners: ResultListener[] = []
   private batchDepth = 0
-  private pendingChange: { added: Target[], removed: Target[], updated: Target[] } | null = null
+  private pendingChange: PendingChange | null = null
+  /** Who waits for a draining target to leave (drain() and remove() promises). */
   private readonly drains = new Map<Target, Array<() => void>>()
 
   constructor (options: ResolvedPoolOptions) {
@@ -105,6 +136,7 @@ export class Pool extends EventEmitter {
 
   /** Every member, sorted by id, including ineligible and draining ones. */
   get targets (): readonly Target[] {
+    this.settle()
     return this.members
   }
 
@@ -209,9 +241,7 @@ export class Pool extends EventEmitter {
   add (input: TargetInput): Target {
     const spec = resolveTarget(this.name, 'add(target)', input)
     if (this.byIdMap.has(spec.id)) throw invalidOption(this.name, 'add(target).id', spec.id, 'duplicates a target of the pool')
-    for (const t of this.members) {
-      if (t.url === spec.url) throw invalidOption(this.name, 'add(target).url', spec.url, 'duplicates a target of the pool')
-    }
+    if (this.urls().has(spec.url)) throw invalidOption(this.name, 'add(target).url', spec.url, 'duplicates a target of the pool')
     const target = new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight)
     this.batch(() => this.insert(target))
     return target
@@ -244,28 +274,72 @@ export class Pool extends EventEmitter {
   reconcile (list: readonly TargetInput[]): void {
     const specs = resolveTargets(this.name, list)
     this.batch(() => {
-      const listed = new Set<Target>()
-      for (const spec of specs) {
-        let target = this.byIdMap.get(spec.id)
-        if (target !== undefined && target.url !== spec.url) {
-          // The id now names another address: the old target drains while the new one takes the id.
-          this.drain(target.id).catch(() => {})
-          this.byIdMap.delete(target.id)
-          target = undefined
-        }
-        if (target === undefined) {
-          target = new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight)
-          this.insert(target)
-        } else {
-          if (target.draining) this.undrain(target)
-          if (target.weight !== spec.weight) this.setWeight(target.id, spec.weight)
-        }
-        listed.add(target)
-      }
-      for (const target of [...this.byIdMap.values()]) {
-        if (!listed.has(target) && !target.draining) this.drain(target.id).catch(() => {})
-      }
+      for (const step of this.reconcileSteps(specs, Infinity)) step()
     })
+  }
+
+  /**
+   * reconcile() of a list that is already checked (no bad entry, no repeated
+   * id or URL), in steps of at most STEP_SIZE entries. Each step is one batch,
+   * so a pick sees the pool before or after a step, never part of one. Pools
+   * without members, and the ring and table algorithms, take the list in one step.
+   */
+  [kReconcileSteps] (specs: readonly ResolvedTarget[]): Array<() => void> {
+    const whole = this.memberSet.size === 0 || WHOLE_TABLE.has(this.options.algorithm)
+    return this.reconcileSteps(specs, whole ? Infinity : STEP_SIZE)
+  }
+
+  /**
+   * Plans a reconcile in O(n), with Maps rather than searches, so tens of
+   * thousands of targets joining or leaving cost one pass. Entries that already
+   * match cost nothing more; additions and re-weighing come before drains, so
+   * the pool shrinks only once the new targets serve. A step re-checks each
+   * entry, as the pool may have changed since the plan.
+   */
+  private reconcileSteps (specs: readonly ResolvedTarget[], size: number): Array<() => void> {
+    this.urlIndex = null
+    const listed = new Map<string, string>()
+    for (const spec of specs) listed.set(spec.id, spec.url)
+    const changing = specs.filter((spec) => {
+      const target = this.byIdMap.get(spec.id)
+      return target === undefined || target.url !== spec.url || target.draining || target.weight !== spec.weight
+    })
+    const leaving: Target[] = []
+    for (const target of this.byIdMap.values()) {
+      if (!target.draining && listed.get(target.id) !== target.url) leaving.push(target)
+    }
+    const total = changing.length + leaving.length
+    const steps: Array<() => void> = []
+    for (let from = 0; from < total; from += size) {
+      const to = Math.min(from + size, total)
+      steps.push(() => this.batch(() => {
+        for (let i = from; i < to; i++) {
+          if (i < changing.length) {
+            this.reconcileOne(changing[i])
+            continue
+          }
+          const target = leaving[i - changing.length]
+          if (this.memberSet.has(target) && listed.get(target.id) !== target.url) this.startDrain(target)
+        }
+      }))
+    }
+    return steps
+  }
+
+  private reconcileOne (spec: ResolvedTarget): void {
+    let target = this.byIdMap.get(spec.id)
+    if (target !== undefined && target.url !== spec.url) {
+      // The id now names another address: the old target drains while the new one takes the id.
+      this.startDrain(target)
+      if (this.byIdMap.get(spec.id) === target) this.byIdMap.delete(spec.id)
+      target = undefined
+    }
+    if (target === undefined) {
+      this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
+      return
+    }
+    if (target.draining) this.undrain(target)
+    if (target.weight !== spec.weight) this.setWeight(target.id, spec.weight)
   }
 
   /**
@@ -277,14 +351,9 @@ export class Pool extends EventEmitter {
     const target = this.require(id, 'drain(id)')
     return new Promise((resolve) => {
       const waiting = this.drains.get(target)
-      if (waiting !== undefined) {
-        waiting.push(resolve)
-        return
-      }
-      this.drains.set(target, [resolve])
-      target.draining = true
-      this.batch(() => this.changed(target))
-      if (target.inFlight === 0) this.finishDrain(target)
+      if (waiting !== undefined) waiting.push(resolve)
+      else this.drains.set(target, [resolve])
+      this.startDrain(target)
     })
   }
 
@@ -302,20 +371,33 @@ export class Pool extends EventEmitter {
     return target
   }
 
-  private pending (): { added: Target[], removed: Target[], updated: Target[] } {
-    if (this.pendingChange === null) this.pendingChange = { added: [], removed: [], updated: [] }
+  private pending (): PendingChange {
+    if (this.pendingChange === null) this.pendingChange = { added: [], removed: [], updated: [], updatedSet: new Set() }
     return this.pendingChange
   }
 
   private insert (target: Target): void {
     this.byIdMap.set(target.id, target)
+    this.memberSet.add(target)
+    this.countUrl(target.url, 1)
     this.members.push(target)
+    this.membersUnsorted = true
     this.pending().added.push(target)
   }
 
   private changed (target: Target): void {
     const change = this.pending()
-    if (!change.updated.includes(target)) change.updated.push(target)
+    if (change.updatedSet.has(target)) return
+    change.updatedSet.add(target)
+    change.updated.push(target)
+  }
+
+  /** Stops new picks of target; it leaves at once when idle, else when its last request ends (release()). */
+  private startDrain (target: Target): void {
+    if (target.draining) return
+    target.draining = true
+    this.batch(() => this.changed(target))
+    if (target.inFlight === 0) this.finishDrain(target)
   }
 
   private undrain (target: Target): void {
@@ -328,15 +410,46 @@ export class Pool extends EventEmitter {
 
   private finishDrain (target: Target): void {
     // Membership, not the id, says whether it is still here: reconcile() may have given its id to a new target.
-    if (!this.members.includes(target)) return
+    if (!this.memberSet.delete(target)) return
     if (this.byIdMap.get(target.id) === target) this.byIdMap.delete(target.id)
+    this.countUrl(target.url, -1)
+    // `members` is compacted once, by settle(), however many targets leave in one batch.
+    this.membersDeparted = true
     this.batch(() => {
-      this.members = this.members.filter((t) => t !== target)
       this.pending().removed.push(target)
     })
     const waiting = this.drains.get(target) ?? []
     this.drains.delete(target)
     for (const resolve of waiting) resolve()
+  }
+
+  private urls (): Map<string, number> {
+    if (this.urlIndex === null) {
+      this.urlIndex = new Map()
+      for (const target of this.memberSet) this.countUrl(target.url, 1)
+    }
+    return this.urlIndex
+  }
+
+  private countUrl (url: string, delta: 1 | -1): void {
+    const index = this.urlIndex
+    if (index === null) return
+    const count = (index.get(url) ?? 0) + delta
+    if (count > 0) index.set(url, count)
+    else index.delete(url)
+  }
+
+  /** Brings `members` up to date with memberSet, sorted by id: O(n) after removals, O(n log n) after additions. */
+  private settle (): void {
+    if (this.membersDeparted) {
+      const memberSet = this.memberSet
+      this.members = this.members.filter((t) => memberSet.has(t))
+      this.membersDeparted = false
+    }
+    if (this.membersUnsorted) {
+      this.members.sort(byId)
+      this.membersUnsorted = false
+    }
   }
 
   /** Whether new requests may be sent to target. */
@@ -362,7 +475,7 @@ export class Pool extends EventEmitter {
     const change = this.pendingChange
     if (change === null) return
     this.pendingChange = null
-    this.members.sort(byId)
+    this.settle()
     let eligible = this.members.filter((t) => this.usable(t))
     // Envoy's panic mode: with too few usable targets, spreading over all beats overloading the few.
     const panic = this.inPanic(eligible.length)
@@ -375,8 +488,9 @@ export class Pool extends EventEmitter {
       this.panic = panic
       this.emit('panic', panic)
     }
-    if (change.added.length > 0 || change.removed.length > 0 || change.updated.length > 0) {
-      this.emit('change', change satisfies MembershipChange)
+    const { added, removed, updated } = change
+    if (added.length > 0 || removed.length > 0 || updated.length > 0) {
+      this.emit('change', { added, removed, updated } satisfies MembershipChange)
     }
   }
 }

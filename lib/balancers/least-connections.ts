@@ -1,6 +1,5 @@
 import type { Target } from '../target'
 import type { Balancer, BalancerOptions } from './balancer'
-import { positions } from './common'
 import { IndexHeap } from './heap'
 
 /**
@@ -29,19 +28,20 @@ class LeastConnections implements Balancer {
   private sequence = 0
 
   update (targets: readonly Target[]): void {
-    const before = positions(this.targets)
+    const n = targets.length
+    const heap = new IndexHeap(n)
+    // A target that stays finds its old place through lbSlot, without a Map of
+    // the old set: a pool of tens of thousands rebuilds on every membership step.
+    for (let i = 0; i < n; i++) {
+      const target = targets[i]
+      storeLoad(heap, i, target)
+      // Newcomers go before every target already picked, in pool order.
+      heap.keys[2 * i + 1] = this.owns(target) ? this.heap.keys[this.heap.keyOf(target.lbSlot) + 1] : i - n
+    }
     for (const old of this.targets) {
       if (this.owns(old)) old.lbSlot = -1
     }
-    const n = targets.length
-    const heap = new IndexHeap(n)
-    for (let i = 0; i < n; i++) {
-      const was = before.get(targets[i])
-      storeLoad(heap, i, targets[i])
-      // Newcomers go before every target already picked, in pool order.
-      heap.keys[2 * i + 1] = was === undefined ? i - n : this.heap.keys[this.heap.keyOf(was) + 1]
-      targets[i].lbSlot = i
-    }
+    for (let i = 0; i < n; i++) targets[i].lbSlot = i
     heap.build()
     this.targets = targets
     this.heap = heap

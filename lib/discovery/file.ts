@@ -1,13 +1,40 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { resolveTargets } from '../options'
+import { invalidOption } from '../errors'
+import { resolveTarget, resolveTargets, type ResolvedTarget } from '../options'
 import type { ResolvedFileDiscovery } from './options'
 import { messageOf, type DiscoverySink, type Provider } from './provider'
 import { Timer } from './timer'
 
 /** Retry of a watch that could not be set up (e.g. the directory does not exist yet). */
 const WATCH_RETRY_MS = 1000
+/** Entries checked per turn of the event loop: checking tens of thousands at once would hold requests up. */
+const CHECK_SLICE = 1000
+
+/**
+ * resolveTargets() of a long list in slices, one per turn of the event loop,
+ * with the same errors; undefined when `stopped` says so between two slices.
+ */
+async function resolveInSlices (pool: string, list: unknown, stopped: () => boolean): Promise<ResolvedTarget[] | undefined> {
+  if (!Array.isArray(list) || list.length <= CHECK_SLICE) return resolveTargets(pool, list)
+  const targets: ResolvedTarget[] = []
+  const ids = new Set<string>()
+  const urls = new Set<string>()
+  for (let i = 0; i < list.length; i++) {
+    if (i % CHECK_SLICE === 0 && i > 0) {
+      await new Promise((resolve) => setImmediate(resolve))
+      if (stopped()) return undefined
+    }
+    const target = resolveTarget(pool, `targets[${i}]`, list[i])
+    if (urls.has(target.url)) throw invalidOption(pool, `targets[${i}].url`, target.url, 'duplicates another target')
+    if (ids.has(target.id)) throw invalidOption(pool, `targets[${i}].id`, target.id, 'duplicates another target id')
+    urls.add(target.url)
+    ids.add(target.id)
+    targets.push(target)
+  }
+  return targets
+}
 
 /**
  * Follows a JSON file of targets. The directory is watched rather than the
@@ -118,10 +145,13 @@ export class FileProvider implements Provider {
       sink.fail(new Error(`${this.path} is not valid JSON (${messageOf(err)})`))
       return
     }
+    let targets: ResolvedTarget[] | undefined
     try {
-      sink.update(resolveTargets(this.pool, list))
+      targets = await resolveInSlices(this.pool, list, () => this.stopped)
     } catch (err) {
       sink.fail(new Error(`${this.path}: ${messageOf(err)}`))
+      return
     }
+    if (targets !== undefined) sink.update(targets)
   }
 }

@@ -1,13 +1,32 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { ResolvedTarget, TargetInput } from '../options'
-import type { MembershipChange, Pool } from '../pool'
+import type { ResolvedTarget } from '../options'
+import { kReconcileSteps, type MembershipChange, type Pool } from '../pool'
+import type { Target } from '../target'
 import { messageOf, type DiscoveryEvent, type DiscoverySink, type Provider } from './provider'
+
+/** Merged lists longer than this are planned at the next turn of the event loop, apart from their merging. */
+const LONG_LIST = 1000
+
+/** What the steps of one change did to the pool, for its log line. */
+interface ChangeLog {
+  /** Whether the pool emitted any 'change', a new weight alone included. */
+  changed: boolean
+  added: Target[]
+  draining: Target[]
+  removed: Target[]
+}
 
 /**
  * Keeps one pool's membership equal to its `targets` plus the latest list of
  * each of its providers. A provider that fails or has not answered yet
  * contributes its last list (or nothing); an entry that appears in several
  * sources counts once, the first source winning.
+ *
+ * A change of many targets is applied in steps (see Pool[kReconcileSteps]),
+ * one per turn of the event loop, so requests and timers go on meanwhile. A
+ * list that arrives during the steps replaces the rest of them, planned anew
+ * from the pool as it is. The 'discovery' events and the log line come once
+ * the pool holds the latest lists.
  */
 export class PoolDiscovery {
   private readonly pool: Pool
@@ -17,6 +36,18 @@ export class PoolDiscovery {
   /** The last error of each provider while it is failing, so a repeated error is logged once. */
   private readonly failing: Array<string | null>
   private stopped = false
+  /** The change being applied: the merged lists, then its steps and the next one to run. */
+  private merged: ResolvedTarget[] | null = null
+  private steps: Array<() => void> | null = null
+  private next = 0
+  /** A list arrived since the change under way was planned. */
+  private replan = false
+  private immediate: NodeJS.Immediate | null = null
+  /** What to report once the pool holds the latest lists: each update's event, and who waits for a provider's first answer. */
+  private readonly done: Array<{ event: DiscoveryEvent, answered: () => void }> = []
+  /** The provider whose list came last, and what the steps so far did, for the log line. */
+  private provider = ''
+  private changeLog: ChangeLog = { changed: false, added: [], draining: [], removed: [] }
 
   constructor (pool: Pool, providers: readonly Provider[], log: FastifyBaseLogger) {
     this.pool = pool
@@ -35,6 +66,10 @@ export class PoolDiscovery {
 
   async stop (): Promise<void> {
     this.stopped = true
+    if (this.immediate !== null) clearImmediate(this.immediate)
+    this.immediate = null
+    // A change cut short by the close reports nothing, but start() must not wait for it.
+    for (const { answered } of this.done.splice(0)) answered()
     await Promise.all(this.providers.map(async (provider) => provider.stop()))
   }
 
@@ -47,9 +82,7 @@ export class PoolDiscovery {
         this.lists[i] = targets
         if (this.failing[i] !== null) this.log.info(context, 'fastify-lb: discovery recovered')
         this.failing[i] = null
-        this.apply(provider)
-        this.emit({ provider, ok: true, targets: targets.length })
-        answered()
+        this.apply(provider, { event: { provider, ok: true, targets: targets.length }, answered })
       },
       fail: (error) => {
         if (this.stopped) return
@@ -69,8 +102,61 @@ export class PoolDiscovery {
     this.pool.emit('discovery', event)
   }
 
-  private apply (provider: string): void {
-    const merged: TargetInput[] = []
+  private apply (provider: string, done: { event: DiscoveryEvent, answered: () => void }): void {
+    this.done.push(done)
+    this.provider = provider
+    // A change under way picks the new lists up at its next turn.
+    if (this.immediate !== null) this.replan = true
+    else this.advance()
+  }
+
+  /**
+   * Moves the change on, one phase per turn of the event loop once it is long:
+   * merging the lists, planning the steps, then each step. A short change
+   * (short lists, one step) is applied at once.
+   */
+  private advance (): void {
+    this.immediate = null
+    if (this.stopped) return
+    if (this.replan) {
+      this.replan = false
+      this.merged = null
+      this.steps = null
+    }
+    if (this.merged === null) {
+      this.merged = this.merge()
+      if (this.merged.length > LONG_LIST) return this.later()
+    }
+    if (this.steps === null) {
+      this.next = 0
+      try {
+        this.steps = this.pool[kReconcileSteps](this.merged)
+      } catch (err) {
+        this.steps = []
+        this.failed(err)
+      }
+      if (this.steps.length > 1) return this.later()
+    }
+    if (this.next < this.steps.length) {
+      this.runStep(this.steps[this.next++])
+      if (this.next < this.steps.length) return this.later()
+    }
+    this.merged = null
+    this.steps = null
+    this.logChange()
+    for (const { event, answered } of this.done.splice(0)) {
+      this.emit(event)
+      answered()
+    }
+  }
+
+  private later (): void {
+    this.immediate = setImmediate(() => this.advance())
+  }
+
+  /** The pool's `targets` and each provider's latest list, without repeated ids or URLs. */
+  private merge (): ResolvedTarget[] {
+    const merged: ResolvedTarget[] = []
     const ids = new Set<string>()
     const urls = new Set<string>()
     for (const list of [this.pool.options.targets, ...this.lists]) {
@@ -78,30 +164,46 @@ export class PoolDiscovery {
         if (ids.has(t.id) || urls.has(t.url)) continue
         ids.add(t.id)
         urls.add(t.url)
-        merged.push({ id: t.id, url: t.url, weight: t.weight })
+        merged.push(t)
       }
     }
-    let change = null as MembershipChange | null
-    const listener = (c: MembershipChange): void => { change = c }
+    return merged
+  }
+
+  private runStep (step: () => void): void {
+    const log = this.changeLog
+    const listener = (c: MembershipChange): void => {
+      log.changed = true
+      for (const t of c.added) log.added.push(t)
+      for (const t of c.updated) if (t.draining) log.draining.push(t)
+      for (const t of c.removed) log.removed.push(t)
+    }
     this.pool.on('change', listener)
     try {
-      this.pool.reconcile(merged)
+      step()
     } catch (err) {
-      // Providers hand over checked targets; this is a bug, not bad input, and the pool stays as it was.
-      this.log.error({ pool: this.pool.name, provider, error: messageOf(err) }, 'fastify-lb: discovery could not apply a list')
+      this.steps = []
+      this.failed(err)
     } finally {
       this.pool.off('change', listener)
     }
-    if (change !== null) this.logChange(provider, change)
   }
 
-  private logChange (provider: string, change: MembershipChange): void {
-    const ids = (targets: MembershipChange['added']): string[] => targets.map((t) => t.id)
+  private failed (err: unknown): void {
+    // Providers hand over checked targets; this is a bug, not bad input, and the pool keeps what it has.
+    this.log.error({ pool: this.pool.name, provider: this.provider, error: messageOf(err) }, 'fastify-lb: discovery could not apply a list')
+  }
+
+  private logChange (): void {
+    const change = this.changeLog
+    this.changeLog = { changed: false, added: [], draining: [], removed: [] }
+    if (!change.changed) return
+    const ids = (targets: readonly Target[]): string[] => targets.map((t) => t.id)
     this.log.info({
       pool: this.pool.name,
-      provider,
+      provider: this.provider,
       added: ids(change.added),
-      draining: ids(change.updated.filter((t) => t.draining)),
+      draining: ids(change.draining),
       removed: ids(change.removed),
       targets: this.pool.targets.length
     }, 'fastify-lb: discovery changed the pool')
