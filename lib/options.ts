@@ -215,21 +215,31 @@ export function resolveTarget (pool: string, field: string, input: unknown): Res
   return { id, url, origin: parsed.origin, basePath, weight }
 }
 
+/** A list of targets checked entry by entry: each against the rules, and against those before it for a repeated URL or id. */
+export class TargetList {
+  readonly targets: ResolvedTarget[] = []
+  private readonly ids = new Set<string>()
+  private readonly urls = new Set<string>()
+
+  constructor (readonly pool: string) {}
+
+  /** Checks entry `i` of the list; throws FST_LB_INVALID_OPTION naming it. */
+  add (i: number, input: unknown): void {
+    const target = resolveTarget(this.pool, `targets[${i}]`, input)
+    if (this.urls.has(target.url)) throw invalidOption(this.pool, `targets[${i}].url`, target.url, 'duplicates another target')
+    if (this.ids.has(target.id)) throw invalidOption(this.pool, `targets[${i}].id`, target.id, 'duplicates another target id')
+    this.urls.add(target.url)
+    this.ids.add(target.id)
+    this.targets.push(target)
+  }
+}
+
 export function resolveTargets (pool: string, value: unknown): ResolvedTarget[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) throw invalidOption(pool, 'targets', value, 'must be an array')
-  const targets: ResolvedTarget[] = []
-  const ids = new Set<string>()
-  const urls = new Set<string>()
-  for (let i = 0; i < value.length; i++) {
-    const target = resolveTarget(pool, `targets[${i}]`, value[i])
-    if (urls.has(target.url)) throw invalidOption(pool, `targets[${i}].url`, target.url, 'duplicates another target')
-    if (ids.has(target.id)) throw invalidOption(pool, `targets[${i}].id`, target.id, 'duplicates another target id')
-    urls.add(target.url)
-    ids.add(target.id)
-    targets.push(target)
-  }
-  return targets
+  const list = new TargetList(pool)
+  for (let i = 0; i < value.length; i++) list.add(i, value[i])
+  return list.targets
 }
 
 function resolveHashKey (pool: string, value: unknown): HashKeySource {

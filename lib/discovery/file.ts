@@ -1,8 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { invalidOption } from '../errors'
-import { resolveTarget, resolveTargets, type ResolvedTarget } from '../options'
+import { resolveTargets, TargetList, type ResolvedTarget } from '../options'
 import type { ResolvedFileDiscovery } from './options'
 import { messageOf, type DiscoverySink, type Provider } from './provider'
 import { Timer } from './timer'
@@ -18,22 +17,24 @@ const CHECK_SLICE = 1000
  */
 async function resolveInSlices (pool: string, list: unknown, stopped: () => boolean): Promise<ResolvedTarget[] | undefined> {
   if (!Array.isArray(list) || list.length <= CHECK_SLICE) return resolveTargets(pool, list)
-  const targets: ResolvedTarget[] = []
-  const ids = new Set<string>()
-  const urls = new Set<string>()
+  const checked = new TargetList(pool)
   for (let i = 0; i < list.length; i++) {
     if (i % CHECK_SLICE === 0 && i > 0) {
       await new Promise((resolve) => setImmediate(resolve))
       if (stopped()) return undefined
     }
-    const target = resolveTarget(pool, `targets[${i}]`, list[i])
-    if (urls.has(target.url)) throw invalidOption(pool, `targets[${i}].url`, target.url, 'duplicates another target')
-    if (ids.has(target.id)) throw invalidOption(pool, `targets[${i}].id`, target.id, 'duplicates another target id')
-    urls.add(target.url)
-    ids.add(target.id)
-    targets.push(target)
+    checked.add(i, list[i])
   }
-  return targets
+  return checked.targets
+}
+
+/**
+ * Where JSON.parse stopped, without the text it quotes: V8 quotes the bytes
+ * around the error, which may be part of a URL's password.
+ */
+function whereInvalid (err: unknown): string {
+  const at = /at position (\d+)/.exec(messageOf(err))
+  return at === null ? '' : ` (at position ${at[1]})`
 }
 
 /**
@@ -142,7 +143,7 @@ export class FileProvider implements Provider {
     try {
       list = JSON.parse(text)
     } catch (err) {
-      sink.fail(new Error(`${this.path} is not valid JSON (${messageOf(err)})`))
+      sink.fail(new Error(`${this.path} is not valid JSON${whereInvalid(err)}`))
       return
     }
     let targets: ResolvedTarget[] | undefined
