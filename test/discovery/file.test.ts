@@ -49,10 +49,10 @@ test('file: a half-written or invalid file is reported and the last good list st
   t.match(event, { provider: 'file', ok: false, targets: 1, error: /not valid JSON/ })
   // JSON.parse quotes the bytes around its error: a password just before it must not reach the log.
   failed = nextDiscovery(pool, (e) => !e.ok)
-  await writeFile(path, '["http://user:s3cretpassword@127.0.0.1:1",]')
+  await writeFile(path, '["http://u:s3cret@h:1",]')
   event = await failed
   t.match(event, { ok: false, error: /not valid JSON/ })
-  t.notMatch(event.error, /s3cret|password/, 'no part of the password in the error')
+  t.notMatch(event.error, /s3cret|cret@/, 'no part of the password in the error')
   t.same(memberUrls(pool), urlsOf([ups[0]]), 'the last good list stays')
   t.same(await sequence(client, gw.url + '/x', 3), ['a', 'a', 'a'], 'and keeps serving')
 
