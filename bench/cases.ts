@@ -3,7 +3,7 @@
  * (bench/proxy.ts), built by `build` below; the parent only knows the names.
  */
 import { resolve } from 'node:path'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type RouteHandlerMethod, type RouteShorthandOptions } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import fastifyCookie from '@fastify/cookie'
 import lb from '../lib/index'
@@ -41,7 +41,8 @@ export const DIAGNOSTICS: CaseInfo[] = [
   { name: `${BASELINE}+prehandler`, label: 'baseline + a route preHandler hook' },
   { name: `${BASELINE}+abort-hook`, label: 'baseline + a route onRequestAbort hook' },
   { name: `${BASELINE}+hooks`, label: 'baseline + all three' },
-  { name: 'lb-one-upstream', label: 'fastify-lb round-robin over the baseline\'s one upstream' }
+  { name: 'lb-one-upstream', label: 'fastify-lb round-robin over the baseline\'s one upstream' },
+  { name: 'lb-round-robin-noxff', label: 'fastify-lb round-robin without X-Forwarded-* headers (forwardedHeaders: false)' }
 ]
 
 /** The affinity secret of the "everything on" cases; a benchmark-only value. */
@@ -64,19 +65,26 @@ function everything (targets: string[]): PoolOptions {
  * `ref-lb-<case>`: the same case with the plugin of another checkout (its root
  * in LB_BENCH_REF, e.g. a `git worktree` of main), to compare a change with
  * what it changes: `LB_BENCH_REF=../ref npm run bench:pair -- ref-lb-round-robin lb-round-robin`.
+ * `ref2-lb-<case>` takes the checkout in LB_BENCH_REF2: two checkouts against each other.
  */
-function referencePlugin (): typeof lb {
-  const root = process.env.LB_BENCH_REF
-  if (root === undefined || root === '') throw new Error('ref- cases need LB_BENCH_REF, the root of another checkout')
+function referencePlugin (variable: 'LB_BENCH_REF' | 'LB_BENCH_REF2'): typeof lb {
+  const root = process.env[variable]
+  if (root === undefined || root === '') throw new Error(`${variable === 'LB_BENCH_REF' ? 'ref-' : 'ref2-'} cases need ${variable}, the root of another checkout`)
   return (require(resolve(root, 'lib/index.ts')) as { default: typeof lb }).default
 }
 
-/** A Fastify app that proxies GET /* for the named case to the given upstream URLs. */
+/** GET (and HEAD) and POST of every path, all with one handler: `bench:pair --body` sends POSTs. */
+function proxyEveryPath (app: FastifyInstance, options: RouteShorthandOptions, handler: RouteHandlerMethod): void {
+  app.get('/*', options, handler)
+  app.post('/*', options, handler)
+}
+
+/** A Fastify app that proxies GET and POST /* for the named case to the given upstream URLs. */
 export async function build (name: string, upstreams: string[]): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   if (name === BASELINE) {
     await app.register(replyFrom, { base: upstreams[0] })
-    app.get('/*', (request, reply) => reply.from(request.url))
+    proxyEveryPath(app, {}, (request, reply) => reply.from(request.url))
   } else if (name.startsWith(`${BASELINE}+`)) {
     // Diagnostics: the baseline plus one of the Fastify features the plugin uses, each doing nothing.
     const extra = name.slice(BASELINE.length + 1)
@@ -84,25 +92,30 @@ export async function build (name: string, upstreams: string[]): Promise<Fastify
     if (extra === 'cookie' || extra === 'hooks') await app.register(fastifyCookie, { hook: false })
     const preHandler = (_request: unknown, _reply: unknown, done: () => void): void => done()
     const onRequestAbort = (_request: unknown, done: () => void): void => done()
-    app.get('/*', {
+    proxyEveryPath(app, {
       preHandler: extra === 'prehandler' || extra === 'hooks' ? preHandler : undefined,
       onRequestAbort: extra === 'abort-hook' || extra === 'hooks' ? onRequestAbort : undefined
     }, (request, reply) => reply.from(request.url))
   } else if (name === 'reply-from-balanced') {
     await app.register(replyFrom, { base: upstreams })
-    app.get('/*', (request, reply) => reply.from(request.url))
+    proxyEveryPath(app, {}, (request, reply) => reply.from(request.url))
   } else if (name === 'lb-one-upstream') {
     // Like the baseline, one upstream: what the plugin costs apart from spreading the load.
     await app.register(lb, { pools: { bench: { targets: [upstreams[0]], algorithm: 'round-robin' } } })
-    app.get('/*', { config: { upstream: 'bench' } }, app.lb.forward)
-  } else if (name.startsWith('lb-') || name.startsWith('ref-lb-')) {
-    const algorithm = name.slice(name.indexOf('lb-') + 3)
+    proxyEveryPath(app, { config: { upstream: 'bench' } }, app.lb.forward)
+  } else if (/^(ref2?-)?lb-/.test(name)) {
+    let algorithm = name.slice(name.indexOf('lb-') + 3)
+    // `-noxff`: the same pool with forwardedHeaders off, what the X-Forwarded-* headers cost.
+    const noXff = algorithm.endsWith('-noxff')
+    if (noXff) algorithm = algorithm.slice(0, -'-noxff'.length)
     const pool: PoolOptions = algorithm.startsWith('everything')
       ? everything(upstreams)
       : { targets: upstreams, algorithm: algorithm as AlgorithmName }
+    if (noXff) pool.forwardedHeaders = false
     // Metrics and the status page are on by default; the benchmark keeps them.
-    await app.register(name.startsWith('ref-') ? referencePlugin() : lb, { pools: { bench: pool } })
-    app.get('/*', { config: { upstream: 'bench' } }, app.lb.forward)
+    const plugin = name.startsWith('ref-') ? referencePlugin('LB_BENCH_REF') : name.startsWith('ref2-') ? referencePlugin('LB_BENCH_REF2') : lb
+    await app.register(plugin, { pools: { bench: pool } })
+    proxyEveryPath(app, { config: { upstream: 'bench' } }, app.lb.forward)
   } else if (name === 'affinity-memory') {
     // bench/affinity-memory.ts: a pool with affinity, and a route that reports memory after a full GC (node --expose-gc).
     await app.register(lb, { pools: { bench: { targets: upstreams, algorithm: 'round-robin', affinity: { secret: SECRET } } } })

@@ -28,7 +28,8 @@ function nginxConfig (dir: string, ports: number[]): string {
     server {
       listen 127.0.0.1:${port};
       location / { return 200 "${upstreamBody(i).trimEnd()}\\n"; }
-      location = ${LARGE_PATH} { alias ${dir}/large.txt; }
+      # A static file answers POST with 405: served as to a GET instead (the error_page redirect is a GET).
+      location = ${LARGE_PATH} { alias ${dir}/large.txt; error_page 405 =200 $uri; }
     }`).join('')
   return `daemon off;
 master_process off;

@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { collectOutput, type Processes } from './processes'
 
 export interface WrkResult {
@@ -19,6 +21,8 @@ export interface WrkOptions {
   /** The CPU wrk is pinned to, never the proxy's. */
   cpu: number | null
   headers?: string[]
+  /** A Lua script for `wrk -s` (see postScript). */
+  script?: string
 }
 
 const UNIT_MICROS: Record<string, number> = { us: 1, ms: 1000, s: 1_000_000, m: 60_000_000 }
@@ -53,10 +57,24 @@ export function parseWrk (text: string): WrkResult {
 export async function runWrk (processes: Processes, options: WrkOptions): Promise<WrkResult> {
   const args = ['-t1', `-c${options.connections}`, `-d${options.seconds}s`, '--latency', '--timeout', '5s']
   for (const h of options.headers ?? []) args.push('-H', h)
+  if (options.script !== undefined) args.push('-s', options.script)
   args.push(options.url)
   const child = processes.start(options.wrk, args, options.cpu)
   const output = collectOutput(child)
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
   if (code !== 0) throw new Error(`wrk exited with ${String(code)}:\n${output()}`)
   return parseWrk(output())
+}
+
+/**
+ * Writes a wrk script into `dir` that makes every request a POST of `body`
+ * with `content-type` (wrk adds the content-length), and returns its path.
+ */
+export async function postScript (dir: string, body: string, contentType: string): Promise<string> {
+  // A Lua long string takes the body as it is; its level is one the body does not close.
+  let level = ''
+  while (body.includes(`]${level}]`)) level += '='
+  const file = join(dir, 'post.lua')
+  await writeFile(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "${contentType}"\nwrk.body = [${level}[${body}]${level}]\n`)
+  return file
 }
