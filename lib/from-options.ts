@@ -2,7 +2,7 @@ import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import { exchangeOf, type UpstreamResponse } from './forward'
 import { dropHopByHop } from './hop-by-hop'
 import { rewriteOwnUrls } from './location-rewrite'
-import { dropRequestHopByHop, setForwardedHeaders } from './request-headers'
+import { dropRequestHopByHop, withForwardedHeaders } from './request-headers'
 
 function noRetry (): null {
   return null
@@ -30,10 +30,9 @@ export function buildFromOptions (timeout: number): FastifyReplyFromHooks {
       return answer
     },
     rewriteRequestHeaders (request, headers) {
-      // reply-from hands over a copy of the client's headers for this try: shaped in place.
+      // reply-from hands over a copy of the client's headers for this try: hop-by-hop ones go in place, the forwarding ones on a copy of its own.
       dropRequestHopByHop(headers)
-      if (exchangeOf(request)?.pool.options.forwardedHeaders !== false) setForwardedHeaders(request, headers)
-      return headers
+      return exchangeOf(request)?.pool.options.forwardedHeaders === false ? headers : withForwardedHeaders(request, headers)
     },
     getUpstream (request) {
       // Only the exchange's current try decides the origin; nothing in the request can.

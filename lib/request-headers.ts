@@ -36,7 +36,7 @@ export function dropRequestHopByHop (headers: Headers): void {
  * restarts at the peer, and proto and host are the gateway's own view, so a
  * client cannot pose as another address to the upstream.
  */
-export function setForwardedHeaders (request: ForwardedSource, headers: Headers): void {
+function setForwardedHeaders (request: ForwardedSource, headers: Headers): void {
   const peer = request.raw.socket?.remoteAddress ?? ''
   const prior = headers['x-forwarded-for']
   // request.ips exists with trustProxy only; it lists the peer and then every address trust lets through.
