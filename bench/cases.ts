@@ -8,7 +8,7 @@ import replyFrom from '@fastify/reply-from'
 import fastifyCookie from '@fastify/cookie'
 import lb from '../lib/index'
 import type { AlgorithmName } from '../lib/balancers/index'
-import type { PoolOptions } from '../lib/options'
+import type { PoolOptions } from '../lib/options/resolve'
 
 export interface CaseInfo {
   name: string

@@ -8,7 +8,7 @@
 import { PerformanceObserver } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { Target } from '../lib/target'
+import { Target } from '../lib/pool/target'
 import { algorithms, type AlgorithmName } from '../lib/balancers'
 import type { Balancer, PickContext } from '../lib/balancers/balancer'
 

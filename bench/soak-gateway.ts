@@ -8,7 +8,7 @@
  */
 import Fastify from 'fastify'
 import lb from '../lib/index'
-import type { PoolOptions } from '../lib/options'
+import type { PoolOptions } from '../lib/options/resolve'
 
 export interface SoakStats {
   rss: number

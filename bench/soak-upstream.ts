@@ -3,7 +3,7 @@
  * the run can kill it outright and start it again on the same port. SIGUSR1
  * makes it answer slowly, SIGUSR2 normally again. Prints {"port"} when listening.
  */
-import { DemoUpstream } from '../example-gateway/demo-upstream'
+import { DemoUpstream } from '../test/helpers/demo-upstream'
 
 const upstream = new DemoUpstream(process.env.SOAK_ID ?? 'upstream')
 upstream.delayMs = Number(process.env.SOAK_SLOW_MS ?? 150)

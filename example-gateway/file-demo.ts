@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { DemoUpstream } from './demo-upstream'
+import { DemoUpstream } from '../test/helpers/demo-upstream'
 
 /** The file the example's `/file/` pool follows. Editing it adds and removes targets while the gateway runs. */
 export const TARGETS_FILE = join(__dirname, 'targets.json')

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import lb from '../lib/index'
-import { DemoUpstream } from './demo-upstream'
+import { DemoUpstream } from '../test/helpers/demo-upstream'
 import { FILE_UPSTREAMS, startFileUpstreams, TARGETS_FILE } from './file-demo'
 
 /**

@@ -1,5 +1,5 @@
 import createError from '@fastify/error'
-import { redactUrl } from './redact'
+import { redactUrl } from './options/redact'
 
 /** A pool option (or a runtime change to a pool) is invalid: names the pool, the field and the value. */
 export const InvalidOptionError = createError<'FST_LB_INVALID_OPTION', 500, [string, string, string, string]>(

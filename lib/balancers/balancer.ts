@@ -1,4 +1,4 @@
-import type { Target } from '../target'
+import type { Target } from '../pool/target'
 
 /**
  * What a balancer may use to choose. The pool owns one context object and

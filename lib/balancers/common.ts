@@ -1,4 +1,4 @@
-import type { Target } from '../target'
+import type { Target } from '../pool/target'
 
 /**
  * Targets ordered by id with a plain code-unit comparison, not localeCompare:

@@ -1,10 +1,10 @@
 import type { BalancerFactory } from './balancer'
-import { ipHash } from './ip-hash'
+import { ipHash } from './hash/ip-hash'
 import { leastConnections } from './least-connections'
-import { maglev } from './maglev'
+import { maglev } from './hash/maglev'
 import { p2cEwma } from './p2c-ewma'
 import { random } from './random'
-import { consistentHash } from './ring'
+import { consistentHash } from './hash/ring'
 import { roundRobin } from './round-robin'
 import { weightedRoundRobin } from './weighted-round-robin'
 

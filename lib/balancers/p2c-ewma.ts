@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { Target } from '../target'
+import type { Target } from '../pool/target'
 import type { Balancer, BalancerOptions } from './balancer'
 import { Draw } from './draw'
 

@@ -1,4 +1,4 @@
-import type { Target } from '../target'
+import type { Target } from '../pool/target'
 import type { Balancer, BalancerOptions } from './balancer'
 
 class RoundRobin implements Balancer {

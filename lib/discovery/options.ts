@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { Resolver } from 'node:dns/promises'
 import { invalidOption } from '../errors'
-import { checkInteger, isRecord } from '../validate'
+import { checkInteger, isRecord } from '../options/validate'
 
 /** What a DNS or Consul provider does with an answer that lists no target. */
 export type OnEmpty = 'keep' | 'remove'

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { ResolvedTarget } from '../options'
-import { kReconcileSteps, type MembershipChange, type Pool } from '../pool'
-import type { Target } from '../target'
+import type { ResolvedTarget } from '../options/resolve'
+import { kReconcileSteps, type MembershipChange, type Pool } from '../pool/pool'
+import type { Target } from '../pool/target'
 import { messageOf, type DiscoveryEvent, type DiscoverySink, type Provider } from './provider'
 
 /** Merged lists longer than this are planned at the next turn of the event loop, apart from their merging. */

@@ -1,4 +1,4 @@
-import type { ResolvedTarget } from '../options'
+import type { ResolvedTarget } from '../options/resolve'
 
 /** Where a provider reports what it found. */
 export interface DiscoverySink {

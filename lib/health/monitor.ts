@@ -1,8 +1,8 @@
-import type { LastCheck, Target } from '../target'
-import { describeSocketError, endpointOf, type CancelCheck, type CheckDone, type CheckEndpoint } from './endpoint'
-import { httpCheck, type CheckTls } from './http-check'
+import type { LastCheck, Target } from '../pool/target'
+import { describeSocketError, endpointOf, type CancelCheck, type CheckDone, type CheckEndpoint } from './checks/endpoint'
+import { httpCheck, type CheckTls } from './checks/http'
 import type { ResolvedHealthCheck } from './options'
-import { tcpCheck } from './tcp-check'
+import { tcpCheck } from './checks/tcp'
 
 export type HealthState = 'healthy' | 'unhealthy'
 

@@ -1,5 +1,5 @@
 import { invalidOption } from '../errors'
-import { checkInteger, checkNumber, checkRecord } from '../validate'
+import { checkInteger, checkNumber, checkRecord } from '../options/validate'
 
 /** An expected status, or an inclusive range of them such as [200, 399]. */
 export type StatusMatch = number | [number, number]

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { FailureKind, Pool } from '../pool'
-import type { Target } from '../target'
+import type { FailureKind, Pool } from '../pool/pool'
+import type { Target } from '../pool/target'
 import type { ResolvedOutlierDetection } from './options'
 
 /** Length of the n-th ejection in a row: base x n, at most max. */

@@ -1,9 +1,21 @@
-import type { MembershipChange, Pool } from '../pool'
-import type { Target } from '../target'
+import type { FastifyBaseLogger } from 'fastify'
+import type { MembershipChange, Pool } from '../pool/pool'
+import type { Target } from '../pool/target'
 import type { HealthWatcher } from './monitor'
+import type { ResolvedHealthCheck } from './options'
 import { ejectionLimit, OutlierDetector } from './outlier'
-import type { HealthRegistry } from './registry'
 import { SlowStart } from './slow-start'
+
+/**
+ * What a pool's health needs of the registry that runs the checks (the
+ * HealthRegistry): declared here, so that the registry, which creates each
+ * pool's PoolHealth, and PoolHealth do not import each other.
+ */
+export interface CheckRunner {
+  readonly log: FastifyBaseLogger | null
+  watch: (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher) => void
+  unwatch: (target: Target, check: ResolvedHealthCheck) => void
+}
 
 /**
  * One pool's health wiring: its targets follow the registry's shared state,
@@ -14,9 +26,9 @@ export class PoolHealth implements HealthWatcher {
   readonly outlier: OutlierDetector | null
   readonly slowStart: SlowStart | null
 
-  constructor (readonly pool: Pool, private readonly registry: HealthRegistry) {
+  constructor (readonly pool: Pool, private readonly registry: CheckRunner) {
     const options = pool.options
-    const log = (): HealthRegistry['log'] => registry.log
+    const log = (): CheckRunner['log'] => registry.log
     this.outlier = options.outlierDetection === null ? null : new OutlierDetector(pool, options.outlierDetection, log)
     this.slowStart = options.slowStart === null ? null : new SlowStart(pool, options.slowStart)
     const check = options.healthCheck

@@ -1,5 +1,5 @@
-import type { Pool } from '../pool'
-import type { Target } from '../target'
+import type { Pool } from '../pool/pool'
+import type { Target } from '../pool/target'
 import type { ResolvedSlowStart } from './options'
 
 /** Weight updates per window: fine enough to look linear, rare enough that rebuilding the balancer costs nothing. */

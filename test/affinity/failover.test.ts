@@ -1,6 +1,6 @@
 import { test } from 'tap'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
-import { affinityOf } from '../../lib/affinity'
+import { startUpstreams } from '../helpers/demo-upstream'
+import { affinityOf } from '../../lib/affinity/affinity'
 import { CookieJar } from '../helpers/cookie-jar'
 import { refusedUrl, sequence, until } from '../helpers/gateway'
 import { serve, stickyGateway, stickyPool, tally } from './fixtures'

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import lb from '../../lib/index'
-import { defaultCookieName, resolveAffinity } from '../../lib/affinity-options'
+import { defaultCookieName, resolveAffinity } from '../../lib/affinity/options'
 
 const SECRET = 'sixteen-bytes-at-least-0123456789'
 const pool = 'users'

@@ -1,7 +1,7 @@
 import { test, type Test } from 'tap'
-import { startUpstreams, type DemoUpstream } from '../../example-gateway/demo-upstream'
-import { affinityOf } from '../../lib/affinity'
-import type { AffinityOptions } from '../../lib/affinity-options'
+import { startUpstreams, type DemoUpstream } from '../helpers/demo-upstream'
+import { affinityOf } from '../../lib/affinity/affinity'
+import type { AffinityOptions } from '../../lib/affinity/options'
 import { CookieJar } from '../helpers/cookie-jar'
 import { Client, startGateway, type Gateway } from '../helpers/gateway'
 

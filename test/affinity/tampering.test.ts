@@ -1,6 +1,6 @@
 import { test } from 'tap'
-import { signAffinity } from '../../lib/affinity'
-import { resolveAffinity, type ResolvedAffinity } from '../../lib/affinity-options'
+import { signAffinity } from '../../lib/affinity/affinity'
+import { resolveAffinity, type ResolvedAffinity } from '../../lib/affinity/options'
 import { CookieJar } from '../helpers/cookie-jar'
 import { SECRET, stickyGateway, tally } from './fixtures'
 

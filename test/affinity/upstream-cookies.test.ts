@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { parseSetCookie } from '../helpers/cookie-jar'
 import { refusedUrl } from '../helpers/gateway'
 import { SECRET, serve, tally } from './fixtures'
-import type { AffinityResult } from '../../lib/affinity'
+import type { AffinityResult } from '../../lib/affinity/affinity'
 
 /** Set-Cookie headers a browser stores under the pool's cookie name (RFC 6265 section 5.2 trims around the name). */
 const SPOOFS = ['lb_main =evil; Path=/', 'lb_main\t=evil; Path=/', ' lb_main=evil; Path=/', 'lb_main \t =evil']

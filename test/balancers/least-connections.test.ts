@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import type { Target } from '../../lib/target'
+import type { Target } from '../../lib/pool/target'
 import type { Balancer } from '../../lib/balancers/balancer'
 import { leastConnections } from '../../lib/balancers/least-connections'
 import { ctx, many, sequence, weighted } from './fixtures'

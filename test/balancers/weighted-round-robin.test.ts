@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import type { Target } from '../../lib/target'
+import type { Target } from '../../lib/pool/target'
 import { EXACT_MAX_TARGETS, weightedRoundRobin } from '../../lib/balancers/weighted-round-robin'
 import { ctx, many, seeded, sequence, tally, weighted } from './fixtures'
 

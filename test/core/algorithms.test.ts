@@ -1,8 +1,8 @@
 import { test, type Test } from 'tap'
 import type { FastifyRequest } from 'fastify'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { Client, count, sequence, startGateway } from '../helpers/gateway'
-import type { PoolOptions } from '../../lib/options'
+import type { PoolOptions } from '../../lib/options/resolve'
 
 async function setup (t: Test, ids: string[], pool: Omit<PoolOptions, 'targets'>, weights?: number[]) {
   const ups = await startUpstreams(ids)

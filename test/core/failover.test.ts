@@ -1,5 +1,5 @@
 import { test, type Test } from 'tap'
-import { startUpstreams, DemoUpstream } from '../../example-gateway/demo-upstream'
+import { startUpstreams, DemoUpstream } from '../helpers/demo-upstream'
 import { Client, count, refusedUrl, sequence, startGateway, type Answer } from '../helpers/gateway'
 
 /** The gateway's own error answers must name the pool and never an upstream. */

@@ -4,7 +4,7 @@ import replyFrom from '@fastify/reply-from'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import lb from '../../lib/index'
-import type { LbOptions } from '../../lib/options'
+import type { LbOptions } from '../../lib/options/resolve'
 import { startGateway } from '../helpers/gateway'
 import { rawRequest } from '../helpers/raw-http'
 
@@ -57,7 +57,7 @@ function options (upstream: string): LbOptions {
 
 /** Sends each case through the gateway on port and checks what the client got. */
 async function check (t: Test, port: number): Promise<number> {
-  // __proto__ is not passed on (see lib/hop-by-hop.ts); every other name is, as often as it was sent.
+  // __proto__ is not passed on (see lib/forward/hop-by-hop.ts); every other name is, as often as it was sent.
   const data = ['constructor: x', 'constructor: x2', 'content-type: text/plain', 'hasownproperty: z', 'tostring: y', 'valueof: v']
   // Connection names two of them: those stayed on the upstream's connection.
   const listed = ['content-type: text/plain', 'hasownproperty: z', 'valueof: v']

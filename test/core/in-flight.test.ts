@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { createServer } from 'node:http'
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { Client, startGateway, until } from '../helpers/gateway'
 
 test('in-flight counters return to 0 after clients abort mid-request', async (t) => {

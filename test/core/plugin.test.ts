@@ -6,7 +6,7 @@ import { createServer } from 'node:https'
 import { connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DemoUpstream, startUpstreams } from '../../example-gateway/demo-upstream'
+import { DemoUpstream, startUpstreams } from '../helpers/demo-upstream'
 import { Client, sequence, startGateway } from '../helpers/gateway'
 
 test('routes without an upstream are untouched; inline pools are shared by GET and HEAD', async (t) => {

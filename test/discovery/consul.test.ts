@@ -1,5 +1,5 @@
 import { test, type Test } from 'tap'
-import { startUpstreams, type DemoUpstream } from '../../example-gateway/demo-upstream'
+import { startUpstreams, type DemoUpstream } from '../helpers/demo-upstream'
 import type { ConsulDiscoveryOptions } from '../../lib/discovery/options'
 import { makeCertificates } from '../helpers/certs'
 import { ConsulServer, type ConsulInstance } from '../helpers/consul'

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { DemoUpstream, startUpstreams } from '../../example-gateway/demo-upstream'
+import { DemoUpstream, startUpstreams } from '../helpers/demo-upstream'
 import type { DnsDiscoveryOptions } from '../../lib/discovery/options'
 import { membershipUnderLoad, memberUrls, nextDiscovery, urlsOf, type Member } from '../helpers/discovery-scenario'
 import { Dnsmasq, type DnsRecords } from '../helpers/dnsmasq'

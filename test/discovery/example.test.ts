@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { readFile } from 'node:fs/promises'
 import { FILE_UPSTREAMS, TARGETS_FILE } from '../../example-gateway/file-demo'
-import { resolveTargets } from '../../lib/options'
+import { resolveTargets } from '../../lib/options/resolve'
 
 test('the example targets.json is a valid target list naming the example\'s fixed-port demo upstreams', async (t) => {
   const targets = resolveTargets('/file/*', JSON.parse(await readFile(TARGETS_FILE, 'utf8')))

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startUpstreams, type DemoUpstream } from '../../example-gateway/demo-upstream'
+import { startUpstreams, type DemoUpstream } from '../helpers/demo-upstream'
 import type { FileDiscoveryOptions } from '../../lib/discovery/options'
 import { membershipUnderLoad, memberUrls, nextDiscovery, urlsOf, type Member } from '../helpers/discovery-scenario'
 import { Client, sequence, startGateway, until } from '../helpers/gateway'

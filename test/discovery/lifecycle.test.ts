@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { ConsulServer } from '../helpers/consul'
 import { memberUrls, nextDiscovery, urlsOf } from '../helpers/discovery-scenario'
 import { Client, count, sequence, startGateway, until } from '../helpers/gateway'

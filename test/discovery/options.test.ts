@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { resolvePoolOptions } from '../../lib/options'
+import { resolvePoolOptions } from '../../lib/options/resolve'
 import { startupError } from '../helpers/startup'
 
 const cases: Array<[string, unknown, RegExp]> = [

@@ -1,7 +1,7 @@
 import { test } from 'tap'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
-import { resolvePoolOptions } from '../../lib/options'
-import { Pool, type MembershipChange } from '../../lib/pool'
+import { startUpstreams } from '../helpers/demo-upstream'
+import { resolvePoolOptions } from '../../lib/options/resolve'
+import { Pool, type MembershipChange } from '../../lib/pool/pool'
 import { membershipUnderLoad } from '../helpers/discovery-scenario'
 import { Client, sequence, startGateway, until } from '../helpers/gateway'
 

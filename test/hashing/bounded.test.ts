@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { setMaxListeners } from 'node:events'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
-import type { Pool } from '../../lib/pool'
+import { startUpstreams } from '../helpers/demo-upstream'
+import type { Pool } from '../../lib/pool/pool'
 import { serve } from '../affinity/fixtures'
 import { until, type Client } from '../helpers/gateway'
 

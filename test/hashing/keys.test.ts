@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import type { FastifyRequest } from 'fastify'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
-import type { PoolOptions } from '../../lib/options'
+import { startUpstreams } from '../helpers/demo-upstream'
+import type { PoolOptions } from '../../lib/options/resolve'
 import { serve } from '../affinity/fixtures'
 import { sequence } from '../helpers/gateway'
 

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Agent, request } from 'undici'
-import { startUpstreams, type DemoUpstream } from '../../example-gateway/demo-upstream'
+import { startUpstreams, type DemoUpstream } from '../helpers/demo-upstream'
 import type { AlgorithmName } from '../../lib/balancers/index'
 import { serve } from '../affinity/fixtures'
 

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import lb from '../../lib/index'
-import { DemoUpstream, startUpstreams } from '../../example-gateway/demo-upstream'
+import { DemoUpstream, startUpstreams } from '../helpers/demo-upstream'
 import { Client, refusedUrl, sequence, startGateway, until } from '../helpers/gateway'
 import { HealthLog, LogLines } from '../helpers/health'
 import { nextDelay } from '../../lib/health/monitor'

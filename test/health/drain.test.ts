@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { Client, sequence, startGateway, until } from '../helpers/gateway'
 
 test('drain: no new picks, the request in flight finishes, then the target leaves', async (t) => {

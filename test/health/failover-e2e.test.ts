@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { Client, startGateway, until } from '../helpers/gateway'
 import { HealthLog } from '../helpers/health'
 

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import lb from '../../lib/index'
-import { resolvePoolOptions } from '../../lib/options'
+import { resolvePoolOptions } from '../../lib/options/resolve'
 
 test('defaults: everything off but retries; checks near HAProxy when turned on', async (t) => {
   const off = resolvePoolOptions('p', { targets: [] })

@@ -1,8 +1,8 @@
 import { test } from 'tap'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { ejectionLimit, ejectionMs } from '../../lib/health/outlier'
-import type { Pool } from '../../lib/pool'
-import type { Target } from '../../lib/target'
+import type { Pool } from '../../lib/pool/pool'
+import type { Target } from '../../lib/pool/target'
 import { Client, count, refusedUrl, sequence, startGateway, until } from '../helpers/gateway'
 import { HealthLog, LogLines } from '../helpers/health'
 

@@ -1,6 +1,6 @@
 import { test } from 'tap'
-import { startUpstreams, type DemoUpstream } from '../../example-gateway/demo-upstream'
-import type { Pool } from '../../lib/pool'
+import { startUpstreams, type DemoUpstream } from '../helpers/demo-upstream'
+import type { Pool } from '../../lib/pool/pool'
 import { Client, refusedUrl, startGateway, until } from '../helpers/gateway'
 
 function targetsOf (ups: DemoUpstream[]): Array<{ url: string, id: string }> {

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { rampWeight } from '../../lib/health/slow-start'
 import { Client, count, sequence, startGateway, until } from '../helpers/gateway'
 

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
-import type { DemoUpstream } from '../../example-gateway/demo-upstream'
-import type { MembershipChange, Pool } from '../../lib/pool'
+import type { DemoUpstream } from './demo-upstream'
+import type { MembershipChange, Pool } from '../../lib/pool/pool'
 import type { DiscoveryEvent } from '../../lib/discovery/provider'
 import { Client, type Gateway, until } from './gateway'
 import { Load } from './load'

@@ -3,7 +3,7 @@ import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
 import lb from '../../lib/index'
-import type { LbOptions } from '../../lib/options'
+import type { LbOptions } from '../../lib/options/resolve'
 
 export interface Gateway {
   app: FastifyInstance

@@ -1,6 +1,6 @@
 import type { Server } from 'node:net'
 import type { Test } from 'tap'
-import type { Pool } from '../../lib/pool'
+import type { Pool } from '../../lib/pool/pool'
 import { until } from './gateway'
 
 /** Handle types whose count must come back down once a test has closed what it opened. */

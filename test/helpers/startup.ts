@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import lb from '../../lib/index'
-import type { LbOptions } from '../../lib/options'
+import type { LbOptions } from '../../lib/options/resolve'
 
 /**
  * The error that registering the plugin with these options (and, when given,

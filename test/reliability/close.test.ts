@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { startTsChild } from '../helpers/child'
 import { until } from '../helpers/gateway'
 

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { Agent, request } from 'undici'
-import { startUpstreams } from '../../example-gateway/demo-upstream'
+import { startUpstreams } from '../helpers/demo-upstream'
 import { FaultServer } from '../helpers/fault-server'
 import { startGateway, until } from '../helpers/gateway'
 import { assertIdle, assertNoLeak, resources, untilNoConnections } from '../helpers/leaks'

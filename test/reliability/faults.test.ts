@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import type { FastifyRequest } from 'fastify'
 import { request } from 'undici'
-import { DemoUpstream } from '../../example-gateway/demo-upstream'
+import { DemoUpstream } from '../helpers/demo-upstream'
 import { FaultServer, type FaultMode } from '../helpers/fault-server'
 import { Client, startGateway, until } from '../helpers/gateway'
 import { assertIdle, assertNoLeak, resources, untilNoConnections } from '../helpers/leaks'

@@ -1,11 +1,11 @@
 import { test, type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { FastifyServerOptions } from 'fastify'
-import { startUpstreams, type DemoUpstream } from '../../example-gateway/demo-upstream'
+import { startUpstreams, type DemoUpstream } from '../helpers/demo-upstream'
 import { Client, sequence, startGateway, type Gateway } from '../helpers/gateway'
 import { assertIdle } from '../helpers/leaks'
 import { rawRequest } from '../helpers/raw-http'
-import type { PoolOptions } from '../../lib/options'
+import type { PoolOptions } from '../../lib/options/resolve'
 
 async function setup (t: Test, pool: Omit<PoolOptions, 'targets'>, server: FastifyServerOptions = {}): Promise<{ ups: DemoUpstream[], gw: Gateway, client: Client, port: number }> {
   const ups = await startUpstreams(['a', 'b', 'c', 'd'])

@@ -1,10 +1,10 @@
 import { test } from 'tap'
 import fc from 'fast-check'
 import type { FastifyRequest } from 'fastify'
-import { DemoUpstream } from '../../example-gateway/demo-upstream'
+import { DemoUpstream } from '../helpers/demo-upstream'
 import { algorithms, type AlgorithmName } from '../../lib/balancers/index'
-import { resolvePoolOptions, type LbOptions, type PoolOptions } from '../../lib/options'
-import { Pool } from '../../lib/pool'
+import { resolvePoolOptions, type LbOptions, type PoolOptions } from '../../lib/options/resolve'
+import { Pool } from '../../lib/pool/pool'
 import { Client, refusedUrl, startGateway } from '../helpers/gateway'
 import { startupError } from '../helpers/startup'
 

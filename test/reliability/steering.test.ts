@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import type { AddressInfo } from 'node:net'
-import { DemoUpstream } from '../../example-gateway/demo-upstream'
+import { DemoUpstream } from '../helpers/demo-upstream'
 import { startGateway } from '../helpers/gateway'
 import { assertIdle } from '../helpers/leaks'
 import { rawRequest } from '../helpers/raw-http'

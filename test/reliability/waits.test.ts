@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type ServerResponse } from 'node:http
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { FaultServer } from '../helpers/fault-server'
 import { Client, startGateway, until, type Gateway } from '../helpers/gateway'
-import type { PoolOptions } from '../../lib/options'
+import type { PoolOptions } from '../../lib/options/resolve'
 import { assertIdle } from '../helpers/leaks'
 
 async function listen (server: Server): Promise<number> {

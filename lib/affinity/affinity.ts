@@ -1,0 +1,326 @@
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ResolvedAffinity } from './options'
+import { readCookie } from '../balancers/hash/keys'
+import type { Pool } from '../pool/pool'
+import type { Target } from '../pool/target'
+
+/**
+ * What became of a request's affinity cookie, as pools emit it ('affinity'
+ * event) and count it: honoured; absent (a new client); valid but naming a
+ * target that cannot take it, or one the request failed over from (the client
+ * moves); invalid in any way (forged, tampered, malformed, oversized, expired).
+ */
+export type AffinityResult = 'hit' | 'miss' | 'reassigned' | 'rejected'
+
+export type AffinityCounts = Record<AffinityResult, number>
+
+/** 24 bytes are 32 base64url characters without spare bits: each tag has one spelling only. */
+const TAG_BYTES = 24
+const TAG_CHARS = 32
+/** `<target id>.<expiry, base36 epoch seconds or 0>.<tag>`; ids are at most 64 characters. */
+const VALUE = /^[A-Za-z0-9._~-]{1,64}\.[0-9a-z]{1,9}\.[A-Za-z0-9_-]{32}$/
+const MAX_VALUE_LENGTH = 64 + 1 + 9 + 1 + TAG_CHARS
+
+function tag (key: KeyObject, cookie: string, expiry: string, id: string): Buffer {
+  // The cookie name is signed too: a value issued for one cookie is refused under another.
+  return createHmac('sha256', key).update(`${cookie}\n${expiry}\n${id}`).digest().subarray(0, TAG_BYTES)
+}
+
+/** The cookie value pinning a client to a target id until expiry (epoch seconds, 0 for none), signed with the first key. */
+export function signAffinity (options: ResolvedAffinity, id: string, expiry: number): string {
+  const exp = expiry.toString(36)
+  return `${id}.${exp}.${tag(options.keys[0], options.cookie, exp, id).toString('base64url')}`
+}
+
+/**
+ * Equality in a time that does not depend on where two values differ: on a
+ * connection shared by several clients (a proxy in front of the gateway), the
+ * remembered value may be another client's valid cookie.
+ */
+function sameValue (a: string, b: string): boolean {
+  if (a.length !== b.length) return false
+  let diff = 0
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i)
+  return diff === 0
+}
+
+function nowSeconds (): number {
+  return Math.floor(Date.now() / 1000)
+}
+
+const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const
+
+/**
+ * The name under which a browser sends the cookie of a Set-Cookie header back:
+ * an upstream's `lb_s =v` or `lb_s\t=v` is stored as `lb_s` (RFC 6265 section
+ * 5.2 trims around the name), so comparing the header's first bytes misses it.
+ * A pair without '=' is a nameless cookie (RFC 6265bis), sent back as its bare
+ * value without '=', under no name. A nameless cookie whose value has a '='
+ * (`=lb_s=v`) is sent back as that value, `lb_s=v`, which every server reads
+ * as a cookie named lb_s: its name is the one in its value. trim() takes off SP
+ * and HTAB as browsers do, and the other whitespace readCookie trims off the
+ * names of the Cookie header: no name the gateway would read as its own slips by.
+ */
+function sentBackAs (header: string): string {
+  let end = header.indexOf(';')
+  if (end === -1) end = header.length
+  const eq = header.indexOf('=')
+  if (eq === -1 || eq > end) return ''
+  const name = header.slice(0, eq).trim()
+  if (name !== '') return name
+  const inner = header.indexOf('=', eq + 1)
+  return inner === -1 || inner > end ? '' : header.slice(eq + 1, inner).trim()
+}
+
+/**
+ * What follows `name=value` in the pool's Set-Cookie header, without and with
+ * `Secure`: every part was validated at register, so it is written once here.
+ */
+function cookieAttributes (options: ResolvedAffinity, secure: boolean): string {
+  let text = ''
+  if (options.domain !== undefined) text += `; Domain=${options.domain}`
+  text += `; Path=${options.path}`
+  if (options.httpOnly) text += '; HttpOnly'
+  if (secure) text += '; Secure'
+  return text + `; SameSite=${SAME_SITE[options.sameSite]}`
+}
+
+/** The Set-Cookie header of the pool's cookie this request was given, if any. */
+export const kIssued = Symbol('fastify-lb.affinity-cookie')
+
+interface AffinityRequest extends FastifyRequest {
+  [kIssued]: string | null
+}
+
+/** The value a pool's new clients get from one target during one second: the same for all of them. */
+interface Issued {
+  expiry: number
+  value: string
+}
+
+/**
+ * Signed-cookie affinity of one pool. The cookie holds the target id, an
+ * optional expiry and an HMAC: the gateway keeps nothing per client, and any
+ * replica with the same secret reads it. Verifying costs one HMAC per cookie
+ * value a connection brings (a returning client sends the same value on every
+ * request of its connection); signing happens only for new or moved clients.
+ */
+export class Affinity {
+  /** Results so far, for metrics read at scrape time; the pool also emits each one when someone listens. */
+  readonly counts: AffinityCounts = { hit: 0, miss: 0, reassigned: 0, rejected: 0 }
+  /** Set-Cookie attributes for plain and secure connections. */
+  private readonly attributes: readonly [string, string]
+  /** `name=` of the Set-Cookie header. */
+  private readonly prefix: string
+  /**
+   * The cookie value last signed for each target. Its expiry moves once a
+   * second, so new clients of a busy pool share one HMAC per target and second
+   * instead of one each; entries go with their targets.
+   */
+  private readonly issued = new WeakMap<Target, Issued>()
+  /** The pool's eligible array the set below was built from: rebuilt when the pool replaces it. */
+  private eligibleSeen: readonly Target[] | null = null
+  private eligibleSet = new Set<Target>()
+  /** What the last successful verify() found, read right after it (no allocation on the hot path). */
+  private verifiedExpiry = 0
+  private verifiedByOldKey = false
+  /**
+   * The last value verified on each connection. Verifying is a pure function of
+   * the value (and the time, checked every time), so an equal value needs no
+   * second HMAC, the costliest step of a request. An entry lives as long as its
+   * connection: nothing accumulates per client.
+   */
+  private readonly verifiedOn = new WeakMap<object, { value: string, keyIndex: number }>()
+
+  constructor (readonly pool: Pool, readonly options: ResolvedAffinity) {
+    this.attributes = [cookieAttributes(options, options.secure === true), cookieAttributes(options, options.secure !== false)]
+    this.prefix = `${options.cookie}=`
+  }
+
+  /**
+   * The target of a request's first try: the pinned one when the cookie is
+   * valid and the target can take it (a draining target keeps its clients),
+   * otherwise the pool's pick, with a new cookie. Undefined when there is no
+   * target, or in strict mode when the pinned one cannot take the request.
+   */
+  pick (request: FastifyRequest, reply: FastifyReply): Target | undefined {
+    const value = this.read(request)
+    if (value === undefined) return this.assign(request, reply, 'miss')
+    const id = this.verify(value, request)
+    if (id === null) return this.assign(request, reply, 'rejected')
+    const pinned = this.pool.get(id)
+    if (pinned !== undefined && this.honours(pinned)) {
+      this.count('hit')
+      // Re-signed with the current key, same target and expiry, so the old key can be retired.
+      if (this.verifiedByOldKey) this.issue(request, reply, signAffinity(this.options, pinned.id, this.verifiedExpiry), this.verifiedExpiry)
+      return pinned
+    }
+    if (this.options.strict) {
+      // A target that left the pool does not come back for this client: say so once, then start over.
+      if (pinned === undefined) this.setHeader(request, reply, `${this.prefix}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`)
+      return undefined
+    }
+    return this.assign(request, reply, 'reassigned')
+  }
+
+  /** Strict mode: whether the request is pinned, so failover must not take it to another target. */
+  holds (request: FastifyRequest): boolean {
+    if (!this.options.strict) return false
+    const value = this.read(request)
+    return value !== undefined && this.verify(value, request) !== null
+  }
+
+  /**
+   * The request failed over from its first target and was answered by another:
+   * the cookie follows. A client that was pinned to the first one has moved
+   * (counted as reassigned); any other just gets the cookie of the target that answered.
+   */
+  follow (request: FastifyRequest, reply: FastifyReply, first: Target, target: Target): void {
+    const value = this.read(request)
+    if (value !== undefined && this.verify(value, request) === first.id) this.count('reassigned')
+    this.issueFresh(request, reply, target)
+  }
+
+  private assign (request: FastifyRequest, reply: FastifyReply, result: AffinityResult): Target | undefined {
+    this.count(result)
+    const target = this.pool.pick(request)
+    if (target !== undefined) this.issueFresh(request, reply, target)
+    return target
+  }
+
+  private count (result: AffinityResult): void {
+    this.counts[result]++
+    const pool = this.pool
+    if (pool.listenerCount('affinity') > 0) pool.emit('affinity', result)
+  }
+
+  private expiry (): number {
+    return this.options.maxAge === 0 ? 0 : nowSeconds() + this.options.maxAge
+  }
+
+  /** A cookie pinning the client to target for the configured lifetime from now. */
+  private issueFresh (request: FastifyRequest, reply: FastifyReply, target: Target): void {
+    const expiry = this.expiry()
+    let issued = this.issued.get(target)
+    if (issued === undefined) {
+      issued = { expiry, value: signAffinity(this.options, target.id, expiry) }
+      this.issued.set(target, issued)
+    } else if (issued.expiry !== expiry) {
+      issued.expiry = expiry
+      issued.value = signAffinity(this.options, target.id, expiry)
+    }
+    this.issue(request, reply, issued.value, expiry)
+  }
+
+  private issue (request: FastifyRequest, reply: FastifyReply, value: string, expiry: number): void {
+    const lifetime = expiry === 0 ? '' : `; Max-Age=${Math.max(0, expiry - nowSeconds())}`
+    this.setHeader(request, reply, this.prefix + value + lifetime)
+  }
+
+  /**
+   * Sets the pool's cookie, replacing one this request was given before (a
+   * request that failed over gets the cookie of the target that answered):
+   * beside any other Set-Cookie header, the gateway's or the upstream's.
+   */
+  private setHeader (request: FastifyRequest, reply: FastifyReply, cookie: string): void {
+    const secure = this.options.secure === 'auto' ? request.protocol === 'https' : this.options.secure
+    const header = cookie + this.attributes[secure ? 1 : 0]
+    ;(request as AffinityRequest)[kIssued] = header
+    if (reply.getHeader('set-cookie') === undefined) reply.header('set-cookie', header)
+    else this.keepOwn(request, reply)
+  }
+
+  /**
+   * Makes the cookie this request was given the only one of the pool's name
+   * among the answer's Set-Cookie headers, and the last: other cookies of that
+   * name (an upstream's, one issued for a target the request failed over from)
+   * are dropped, by the name a browser stores them under; every other cookie
+   * is kept.
+   */
+  keepOwn (request: FastifyRequest, reply: FastifyReply): void {
+    const existing = reply.getHeader('set-cookie')
+    const name = this.options.cookie
+    const list = existing === undefined ? [] : (Array.isArray(existing) ? existing : [existing]).map(String).filter((h) => sentBackAs(h) !== name)
+    const own = (request as AffinityRequest)[kIssued]
+    if (own !== null) list.push(own)
+    reply.removeHeader('set-cookie')
+    if (list.length > 0) reply.header('set-cookie', list)
+  }
+
+  private read (request: FastifyRequest): string | undefined {
+    // From the header itself, whether or not @fastify/cookie parses requests: the first occurrence counts.
+    return readCookie(request.headers.cookie, this.options.cookie)
+  }
+
+  /** The target id of a valid cookie value, or null. */
+  private verify (value: string, request: FastifyRequest): string | null {
+    if (value.length > MAX_VALUE_LENGTH || !VALUE.test(value)) return null
+    const tagAt = value.length - TAG_CHARS
+    const expAt = value.lastIndexOf('.', tagAt - 2) + 1
+    const exp = value.slice(expAt, tagAt - 1)
+    const expiry = parseInt(exp, 36)
+    const maxAge = this.options.maxAge
+    if (expiry === 0) {
+      // Issued without expiry: refused once a lifetime is configured.
+      if (maxAge !== 0) return null
+    } else {
+      const now = nowSeconds()
+      // Expired, or issued under a longer lifetime than the configured one.
+      if (expiry <= now || (maxAge !== 0 && expiry > now + maxAge)) return null
+    }
+    const id = value.slice(0, expAt - 1)
+    const connection: object | null | undefined = request.raw.socket
+    const last = connection == null ? undefined : this.verifiedOn.get(connection)
+    if (last !== undefined && sameValue(last.value, value)) {
+      this.verifiedExpiry = expiry
+      this.verifiedByOldKey = last.keyIndex > 0
+      return id
+    }
+    const given = Buffer.from(value.slice(tagAt), 'base64url')
+    const keys = this.options.keys
+    for (let i = 0; i < keys.length; i++) {
+      if (timingSafeEqual(tag(keys[i], this.options.cookie, exp, id), given)) {
+        this.verifiedExpiry = expiry
+        this.verifiedByOldKey = i > 0
+        if (last !== undefined) {
+          last.value = value
+          last.keyIndex = i
+        } else if (connection != null) {
+          this.verifiedOn.set(connection, { value, keyIndex: i })
+        }
+        return id
+      }
+    }
+    return null
+  }
+
+  /**
+   * Whether a pinned target may take its client's request: the pool would pick
+   * it (in panic mode that includes unhealthy targets), or it is draining but
+   * healthy, not ejected and not turned off.
+   */
+  private honours (target: Target): boolean {
+    const eligible = this.pool.eligible
+    if (eligible !== this.eligibleSeen) {
+      // The pool replaces its eligible array on every change: one rebuild per change, not per request.
+      this.eligibleSet = new Set(eligible)
+      this.eligibleSeen = eligible
+    }
+    return this.eligibleSet.has(target) || (target.draining && this.pool.serving(target))
+  }
+}
+
+const byPool = new WeakMap<Pool, Affinity>()
+
+/** The affinity of a pool, made on first use; null for a pool without the `affinity` option. */
+export function affinityOf (pool: Pool): Affinity | null {
+  const options = pool.options.affinity
+  if (options === null) return null
+  let affinity = byPool.get(pool)
+  if (affinity === undefined) {
+    affinity = new Affinity(pool, options)
+    byPool.set(pool, affinity)
+  }
+  return affinity
+}

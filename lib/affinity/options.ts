@@ -1,0 +1,121 @@
+import { createHash, createSecretKey, type KeyObject } from 'node:crypto'
+import { invalidOption } from '../errors'
+import { checkBoolean, checkRecord } from '../options/validate'
+
+/** Cookie-based session affinity of a pool (pool option `affinity`). */
+export interface AffinityOptions {
+  /**
+   * HMAC-SHA256 keys, at least 16 bytes each (32 random bytes recommended).
+   * The first signs new cookies; every one is accepted, so a list rotates keys.
+   */
+  secret: string | Buffer | Array<string | Buffer>
+  /** Cookie name (default `lb_` plus the pool name, made cookie-safe). */
+  cookie?: string
+  /**
+   * Lifetime in seconds, sent as Max-Age and enforced by the gateway from the
+   * signed value (default: none, a browser-session cookie).
+   */
+  maxAge?: number
+  /** Cookie Path (default '/'). */
+  path?: string
+  /** Cookie Domain (default: none, the gateway's host only). */
+  domain?: string
+  /** Cookie SameSite (default 'lax'). */
+  sameSite?: 'lax' | 'strict' | 'none'
+  /** Cookie Secure: true, false, or 'auto' for requests that came over https (default 'auto'). */
+  secure?: boolean | 'auto'
+  /** Cookie HttpOnly (default true). */
+  httpOnly?: boolean
+  /**
+   * When the pinned target is unhealthy, ejected or gone, answer 503 instead of
+   * moving the client, and never fail a pinned request over elsewhere (default false).
+   */
+  strict?: boolean
+}
+
+export interface ResolvedAffinity {
+  cookie: string
+  /** Signing keys: [0] signs, all verify. */
+  keys: KeyObject[]
+  /** Seconds, 0 for a browser-session cookie. */
+  maxAge: number
+  path: string
+  domain: string | undefined
+  sameSite: 'lax' | 'strict' | 'none'
+  secure: boolean | 'auto'
+  httpOnly: boolean
+  strict: boolean
+}
+
+const KEYS = new Set(['secret', 'cookie', 'maxAge', 'path', 'domain', 'sameSite', 'secure', 'httpOnly', 'strict'])
+/** RFC 6265 cookie-name: an RFC 7230 token. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/
+const PATH = /^\/[\x21-\x3a\x3c-\x7e]*$/
+const DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/
+/** Browsers cap cookie lifetimes at 400 days. */
+const MAX_AGE_LIMIT = 400 * 24 * 3600
+const MIN_SECRET_BYTES = 16
+
+/**
+ * The default cookie name: `lb_<pool>` when the pool name is cookie-safe,
+ * otherwise its safe characters plus a short hash of the name, so inline pools
+ * named after routes ('/sticky/*') get distinct, stable names on every replica.
+ */
+export function defaultCookieName (pool: string): string {
+  if (/^[A-Za-z0-9_-]{1,40}$/.test(pool)) return `lb_${pool}`
+  const safe = pool.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 32)
+  const digest = createHash('sha256').update(pool).digest('hex').slice(0, 6)
+  return safe === '' ? `lb_${digest}` : `lb_${safe}_${digest}`
+}
+
+function secretKeys (pool: string, value: unknown): KeyObject[] {
+  const list = Array.isArray(value) ? value : [value]
+  if (value === undefined || list.length === 0) {
+    throw invalidOption(pool, 'affinity.secret', value, 'is required: a string or Buffer of at least 16 bytes, or a list of them')
+  }
+  return list.map((secret: unknown, i) => {
+    const field = Array.isArray(value) ? `affinity.secret[${i}]` : 'affinity.secret'
+    const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? secret : null
+    // The value of a secret never goes into an error message: only its type and length.
+    if (bytes === null) throw invalidOption(pool, field, `<${typeof secret}>`, 'must be a string or a Buffer')
+    if (bytes.length < MIN_SECRET_BYTES) throw invalidOption(pool, field, `<${bytes.length} bytes>`, `must be at least ${MIN_SECRET_BYTES} bytes`)
+    return createSecretKey(Buffer.from(bytes))
+  })
+}
+
+function checkPattern (pool: string, field: string, value: unknown, pattern: RegExp, why: string): string {
+  if (typeof value !== 'string' || !pattern.test(value)) throw invalidOption(pool, field, value, why)
+  return value
+}
+
+/** Validates a pool's `affinity` option; null when the pool has none. Throws FST_LB_INVALID_OPTION. */
+export function resolveAffinity (pool: string, value: unknown): ResolvedAffinity | null {
+  if (value === undefined || value === false) return null
+  const spec = checkRecord(pool, 'affinity', value, KEYS, 'affinity', 'must be an object with at least { secret }')
+  const maxAge = spec.maxAge ?? 0
+  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > MAX_AGE_LIMIT) {
+    throw invalidOption(pool, 'affinity.maxAge', maxAge, `must be a whole number of seconds from 0 (a browser-session cookie) to ${MAX_AGE_LIMIT}`)
+  }
+  const sameSite = spec.sameSite ?? 'lax'
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    throw invalidOption(pool, 'affinity.sameSite', sameSite, "must be 'lax', 'strict' or 'none'")
+  }
+  const secure = spec.secure ?? 'auto'
+  if (secure !== 'auto' && typeof secure !== 'boolean') throw invalidOption(pool, 'affinity.secure', secure, "must be true, false or 'auto'")
+  if (sameSite === 'none' && secure === false) {
+    throw invalidOption(pool, 'affinity.secure', secure, "must not be false with sameSite 'none': browsers drop such cookies")
+  }
+  return {
+    cookie: spec.cookie === undefined
+      ? defaultCookieName(pool)
+      : checkPattern(pool, 'affinity.cookie', spec.cookie, TOKEN, 'must be a cookie name: 1 to 64 token characters'),
+    keys: secretKeys(pool, spec.secret),
+    maxAge,
+    path: spec.path === undefined ? '/' : checkPattern(pool, 'affinity.path', spec.path, PATH, "must start with '/' and hold no ';', spaces or control characters"),
+    domain: spec.domain === undefined ? undefined : checkPattern(pool, 'affinity.domain', spec.domain, DOMAIN, 'must be a host name'),
+    sameSite,
+    secure,
+    httpOnly: checkBoolean(pool, 'affinity.httpOnly', spec.httpOnly, true),
+    strict: checkBoolean(pool, 'affinity.strict', spec.strict, false)
+  }
+}

@@ -1,0 +1,355 @@
+import { Stream } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import { affinityOf } from '../affinity/affinity'
+import { sendWith } from './dispatcher'
+import { classifyFailure } from './failure'
+import type { ClientErrorCode } from '../errors'
+import type { FailureKind, Pool } from '../pool/pool'
+import type { Target } from '../pool/target'
+import { Try, type TryOwner } from './try'
+import { UpstreamBody } from './upstream-body'
+import { rawBodyOf } from './request-body'
+
+/** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
+export const RETRY_AFTER_SECONDS = 5
+
+export const kExchange = Symbol('fastify-lb.exchange')
+export const kPool = Symbol('fastify-lb.pool')
+
+interface LbRequest extends FastifyRequest {
+  [kExchange]: Exchange | null
+  [kPool]: Pool | null
+}
+
+/**
+ * The upstream answer as reply-from hands it over: `stream` is the try itself
+ * when the answer was read whole, an UpstreamBody when it is streamed, and any
+ * stream when the gateway registered reply-from with a client of its own.
+ */
+export interface UpstreamResponse {
+  statusCode: number
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>
+  stream: Try | (Stream & { destroy: () => void })
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+
+/**
+ * Answers a client on the gateway's own behalf. The body names the pool and
+ * never an upstream address, whatever the error handler of the gateway does.
+ */
+export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
+  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+  reply.code(statusCode).type('application/json; charset=utf-8').send({
+    statusCode,
+    code,
+    error: STATUS_TEXT[statusCode],
+    message
+  })
+}
+
+function timedOut (pool: Pool): string {
+  return `Upstream of pool "${pool.name}" timed out`
+}
+
+function noAnswer (pool: Pool): string {
+  return `No upstream of pool "${pool.name}" could answer`
+}
+
+export function sendNoTarget (reply: FastifyReply, pool: Pool): void {
+  pool.noTarget++
+  sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool.name}" is available`)
+}
+
+/** One client request on its way through a pool, across its tries. */
+export class Exchange implements TryOwner {
+  readonly tried: Target[] = []
+  retries = 0
+  current: Try | null = null
+  /** The body as it came, which every try sends; undefined without one (or when the gateway's own parsers read it). */
+  readonly body: Buffer | undefined
+  /**
+   * `source` is the path that reply-from resolves below the target's base path;
+   * `query` (without '?') goes upstream as it came, so that reply-from's checks
+   * of paths never judge (or fail to decode) a query string.
+   */
+  constructor (
+    readonly pool: Pool,
+    readonly request: LbRequest,
+    readonly reply: FastifyReply,
+    readonly source: string,
+    readonly query: string
+  ) {
+    this.body = rawBodyOf(request)
+  }
+
+  send (target: Target, budgeted: boolean): void {
+    const attempt = new Try(this, target, budgeted)
+    this.current = attempt
+    this.tried.push(target)
+    this.request.target = target
+    try {
+      sendWith(attempt, this.request, this.reply, target.basePath + this.source, this.pool.fromOptions)
+    } catch (err) {
+      // reply-from refuses some paths synchronously: nothing was sent.
+      attempt.release()
+      if ((err as { statusCode?: unknown }).statusCode !== 400) throw err
+      // A '..' segment, in any spelling, would climb out of the target's base path once resolved.
+      sendError(this.reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${this.pool.name}" does not forward`)
+    }
+  }
+
+  /** Whether the request body can be sent again. */
+  private replayable (): boolean {
+    return !(this.request.body instanceof Stream)
+  }
+
+  /** The target of the next try; none for a client that strict affinity pins to the one that failed. */
+  private another (): Target | undefined {
+    if (affinityOf(this.pool)?.holds(this.request) === true) return undefined
+    return this.pool.pickAnother(this.request, this.tried)
+  }
+
+  /**
+   * Sends the request on to another target after the current try failed
+   * (`reason`: how, or the status that asks for a retry); returns whether it
+   * went. A `budgeted` retry follows a try that reached an upstream: it needs a
+   * retryable method, a body that can be sent again, an attempt left and the
+   * budget's consent. A refused connection sent nothing, so any replayable
+   * request goes on free of budget and attempts. `answer`, the failed try's
+   * answer, is dropped before the next try is sent.
+   */
+  private retryOn (reason: FailureKind | number, budgeted: boolean, answer?: UpstreamResponse): boolean {
+    if (!this.replayable()) return false
+    const retry = this.pool.options.retry
+    const counts = this.pool.retries
+    if (budgeted) {
+      if (!retry.methods.has(this.request.method)) return false
+      if (this.retries >= retry.attempts) {
+        // attempts 0 (retry: false) wants no retry at all: nothing was refused.
+        if (retry.attempts > 0) counts.limit_exceeded++
+        return false
+      }
+    }
+    const next = this.another()
+    if (next === undefined) return false
+    // The budget is asked last, so a retry with nowhere to go spends nothing.
+    if (budgeted && !this.pool.retryBudget.withdraw()) {
+      counts.budget_exhausted++
+      return false
+    }
+    if (answer !== undefined) {
+      // reply-from already copied this answer's headers; the next try brings its own.
+      this.discard(answer)
+      this.current?.release()
+    }
+    if (budgeted) this.retries++
+    counts.attempted++
+    this.pool.emit('retry', next, reason)
+    this.send(next, budgeted)
+    return true
+  }
+
+  /** Drops an answer that is not passed on: the headers reply-from copied from it, and its body. */
+  private discard (answer: UpstreamResponse): void {
+    for (const name of Object.keys(answer.headers)) this.reply.removeHeader(name)
+    answer.stream.destroy()
+  }
+
+  /** The current try failed; `error` is reply-from's report, read only when the try could not tell why itself. */
+  onError (error?: unknown): void {
+    const attempt = this.current
+    if (attempt === null) return
+    // The gateway's own reply-from client reports the HTTP client's error as the cause of one of its own.
+    const failure = attempt.failure ?? classifyFailure((error as { cause?: unknown } | undefined)?.cause ?? error)
+    const latency = performance.now() - attempt.started
+    attempt.release()
+    if (attempt.refused) {
+      // The gateway's own HTTP client would not send it: no target saw it, so none is charged, and a retry would fare no better.
+      this.request.log.error({ err: (error as { cause?: unknown } | undefined)?.cause ?? error }, 'fastify-lb: the HTTP client refused to send a request')
+      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `The gateway could not send the request to pool "${this.pool.name}"`)
+      return
+    }
+    this.pool.record(attempt.target, 0, failure, latency)
+    if (failure === 'aborted' || attempt.aborted) {
+      // The client left: nobody reads an answer; send a minimal one so Fastify finishes the request.
+      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `Request to pool "${this.pool.name}" was abandoned by the client`)
+      return
+    }
+    // A refused connection, or a try that never got one, sent nothing: any method may go elsewhere, free of budget.
+    if (this.retryOn(failure, failure !== 'connect' && failure !== 'queue')) return
+    if (failure === 'timeout' || failure === 'queue') {
+      sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', timedOut(this.pool))
+    } else {
+      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', noAnswer(this.pool))
+    }
+  }
+
+  /**
+   * The answer's body failed before a byte of it reached the client (the
+   * connection was cut right after the headers, or the body timed out). Fastify
+   * hands this error to the route's error handler next, so it is made to read as
+   * the gateway's own 502 or 504, without the upstream's headers or words. Once
+   * the answer has begun, Fastify cuts the client's connection instead: the only
+   * honest signal left.
+   */
+  bodyFailed (err: Error & { statusCode?: number, code?: string }, headers: object): void {
+    const raw = this.reply.raw
+    if (raw.headersSent) return
+    for (const name of Object.keys(headers)) {
+      raw.removeHeader(name)
+      this.reply.removeHeader(name)
+    }
+    const timeout = err.code === 'UND_ERR_BODY_TIMEOUT'
+    err.statusCode = timeout ? 504 : 502
+    err.code = timeout ? 'FST_LB_GATEWAY_TIMEOUT' : 'FST_LB_BAD_GATEWAY'
+    err.message = timeout ? timedOut(this.pool) : noAnswer(this.pool)
+  }
+
+  onResponse (res: UpstreamResponse): void {
+    const attempt = this.current
+    if (attempt === null) return
+    const status = res.statusCode
+    if (!(status >= 100 && status <= 599)) {
+      // A status no HTTP client may be sent (reply-from reported it to onError first, which let it through):
+      // an invalid answer, failed like a broken connection, without the headers reply-from already copied.
+      this.discard(res)
+      attempt.failed('reset')
+      this.onError()
+      return
+    }
+    this.pool.record(attempt.target, status, null, performance.now() - attempt.started)
+    if (this.reply.sent) {
+      // Answered already (a handler timeout of the gateway's): this answer has nowhere to go.
+      res.stream.destroy()
+      attempt.release()
+      return
+    }
+    if (this.pool.options.retry.statuses.has(status)) {
+      if (this.retryOn(status, true, res)) return
+    } else if (this.tried.length > 1) {
+      // A retried request got an answer that retrying is not for: the retries paid off.
+      this.pool.retries.succeeded++
+    }
+    const affinity = affinityOf(this.pool)
+    if (affinity !== null) {
+      // The cookie's name is the gateway's: an upstream's cookie of that name must not replace it. After failover
+      // the cookie follows the client to the target that answered, and setting it keeps it the only one of its name.
+      if (attempt.target !== this.tried[0]) affinity.follow(this.request, this.reply, this.tried[0], attempt.target)
+      else if (res.headers['set-cookie'] !== undefined) affinity.keepOwn(this.request, this.reply)
+    }
+    const body = res.stream
+    if (body instanceof Try) {
+      // Read whole (and the target's slot released): headers, bytes and the end go out in one write.
+      this.reply.send(body.payload)
+      return
+    }
+    if (!(body instanceof UpstreamBody)) {
+      // A stream of the gateway's own reply-from client: only its events tell when the try is over.
+      body.on('close', () => { attempt.release() })
+      body.on('error', (err: Error) => { this.bodyFailed(err, res.headers) })
+    }
+    this.reply.send(body)
+  }
+
+  /**
+   * The client's response closed. Before it was finished, the client has left:
+   * its upstream request is cut. (Fastify's onRequestAbort hook would miss a
+   * client that sent all of its body, a POST's, before leaving.)
+   */
+  readonly clientClosed = (): void => {
+    if (!this.reply.raw.writableFinished) this.current?.abort()
+  }
+
+  answerFailed (err: unknown): void {
+    this.request.log.error({ err }, 'fastify-lb: passing an upstream answer on failed')
+    if (!this.reply.sent) sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', noAnswer(this.pool))
+  }
+}
+
+export function exchangeOf (request: object): Exchange | null {
+  return (request as Partial<LbRequest>)[kExchange] ?? null
+}
+
+/**
+ * The request path as it goes upstream. An absolute-form request target
+ * (`GET http://other/x`) keeps only its path, so a client can never choose the
+ * origin; everything else is passed on unchanged.
+ */
+export function upstreamPath (url: string): string {
+  if (url.charCodeAt(0) === 47 /* / */) return url
+  try {
+    const parsed = new URL(url)
+    return parsed.pathname + parsed.search
+  } catch {
+    return '/' + url
+  }
+}
+
+const ASTERISK_ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS'
+
+function isWebSocketUpgrade (value: string): boolean {
+  return value.toLowerCase().includes('websocket')
+}
+
+/**
+ * Whether a path has a '..' segment once decoded, a backslash (raw or %5C)
+ * counting as '/', as many upstream servers read it. reply-from checks only
+ * for '/..' and '../', so '/%5c..%5c' would pass it and climb out of the
+ * target's base path at such an upstream.
+ */
+export function climbs (path: string): boolean {
+  // Most paths have neither '..' nor an escape: one scan each.
+  if (!path.includes('..') && !path.includes('%')) return false
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    // Not decodable: the upstream cannot decode it into a '..' either; reply-from answers it.
+    return false
+  }
+  const segments = decoded.replaceAll('\\', '/').split('/')
+  for (let i = 0; i < segments.length; i++) if (segments[i] === '..') return true
+  return false
+}
+
+/** The route handler that proxies a request to request.target, with failover. */
+export function forward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const pool = (request as LbRequest)[kPool]
+  const target = request.target
+  if (pool === null || target === null) {
+    // Used on a route without an upstream: answer like an empty pool rather than guess a destination.
+    sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
+    return reply
+  }
+  const raw = request.raw
+  if (raw.headers.upgrade !== undefined && isWebSocketUpgrade(raw.headers.upgrade)) {
+    // Until upgrades are tunnelled, a clear answer: the upstream would see a plain GET and answer something else.
+    sendError(reply, 501, 'FST_LB_UPGRADE_UNSUPPORTED', `Pool "${pool.name}" does not forward WebSocket upgrades`)
+    return reply
+  }
+  const rawUrl = raw.url ?? '/'
+  if (rawUrl === '*') {
+    // OPTIONS * asks about the server the client talks to, the gateway, and undici sends no asterisk-form target.
+    if (request.method === 'OPTIONS') reply.code(204).header('allow', ASTERISK_ALLOW).send()
+    else sendError(reply, 400, 'FST_LB_BAD_PATH', `Only OPTIONS may name "*", which pool "${pool.name}" does not forward`)
+    return reply
+  }
+  const url = upstreamPath(rawUrl)
+  const q = url.indexOf('?')
+  let path = q === -1 ? url : url.slice(0, q)
+  if (climbs(path)) {
+    sendError(reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${pool.name}" does not forward`)
+    return reply
+  }
+  // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
+  if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
+  const lbRequest = request as LbRequest
+  const exchange = new Exchange(pool, lbRequest, reply, path, q === -1 ? '' : url.slice(q + 1))
+  lbRequest[kExchange] = exchange
+  reply.raw.on('close', exchange.clientClosed)
+  pool.retryBudget.deposit()
+  exchange.send(target as Target, false)
+  return reply
+}

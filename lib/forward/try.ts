@@ -1,0 +1,260 @@
+import { AsyncResource } from 'node:async_hooks'
+import type { IncomingHttpHeaders } from 'node:http'
+import { errors, type Dispatcher } from 'undici'
+import type { Timed } from './deadlines'
+import { classifyFailure, refusedByClient } from './failure'
+import { answerHeaders } from './hop-by-hop'
+import type { FailureKind, Pool } from '../pool/pool'
+import type { Target } from '../pool/target'
+import { SendTimeoutError, UpstreamBody, type BodySource } from './upstream-body'
+
+/** What a try needs of the request it serves. */
+export interface TryOwner {
+  readonly pool: Pool
+  /** The request body as it came, sent by every try; undefined when it has none or the gateway's parsers read it. */
+  readonly body: Buffer | undefined
+  /** The streamed body of this try's answer failed after its head was handed over. */
+  bodyFailed (err: Error & { statusCode?: number, code?: string }, headers: object): void
+  /** Passing the answer on threw: nothing else would answer the client. */
+  answerFailed (err: unknown): void
+}
+
+/** reply-from's callback: it reads statusCode, headers and body of the answer. */
+export type AnswerCallback = (err: Error | null, answer?: Try) => void
+
+function noop (): void {}
+
+function pushChunk (this: UpstreamBody, chunk: Buffer | null): boolean {
+  const more = this.push(chunk)
+  // A full buffer: the client is reading slower than the upstream sends, or not at all.
+  if (!more && chunk !== null) this.stalled()
+  return more
+}
+
+/** The try waited its whole timeout for one of the gateway's connections to its target, and was never sent. */
+class QueueTimeoutError extends Error {
+  readonly code = 'FST_LB_QUEUE_TIMEOUT'
+}
+
+/**
+ * One try of a request on one target. It is the undici dispatch handler of the
+ * try, the answer handed to reply-from (statusCode, headers, body), and, when
+ * the answer is buffered, that answer's body too; so a try costs one object
+ * (two for a streamed answer). It releases the target's in-flight slot exactly
+ * once, whichever of answer, failure, timeout or client disconnect comes first.
+ * It is an AsyncResource so that reply-from's callback, and the Fastify hooks
+ * after it, run in the request's async context (AsyncLocalStorage), as undici's
+ * own request() would have them.
+ */
+export class Try extends AsyncResource implements Dispatcher.DispatchHandler, BodySource, Timed {
+  /** The client left before the answer was passed on. */
+  aborted = false
+  failure: FailureKind | null = null
+  readonly started = performance.now()
+  statusCode = 0
+  headers: IncomingHttpHeaders = {}
+  /** What reply-from passes on: the streamed body, or this try when the answer was read whole. */
+  body: UpstreamBody | Try | null = null
+  /** The bytes of an answer read whole; undefined when it has none. */
+  payload: Buffer | undefined = undefined
+  resume: () => void = noop
+  private callback: AnswerCallback | null = null
+  private abortUpstream: ((err: Error) => void) | null = null
+  private head = false
+  /** The answer is being read whole; its chunks so far (most answers come in one). */
+  private buffering = false
+  private first: Buffer | undefined = undefined
+  private rest: Buffer[] | null = null
+  /** The upstream exchange is over: answered in full, failed, or cut by the gateway. */
+  private finished = false
+  private open = true
+  /** The gateway's own HTTP client refused to send the request: nothing reached the target. */
+  refused = false
+  deadline = 0
+  prevTimed: Timed | null = null
+  nextTimed: Timed | null = null
+
+  constructor (readonly owner: TryOwner, readonly target: Target, readonly budgeted: boolean) {
+    super('fastify-lb.try')
+    const pool = owner.pool
+    pool.acquire(target)
+    if (budgeted) pool.activeRetries++
+    // The timeout runs from here: time spent waiting for a connection counts, as a client waiting sees it.
+    pool.deadlines.add(this, this.started)
+  }
+
+  get sendTimeout (): number {
+    return this.owner.pool.options.sendTimeout
+  }
+
+  /** Sends the try through an undici dispatcher; callback gets the answer once its head (or, buffered, all of it) is in. */
+  dispatch (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, callback: AnswerCallback): void {
+    this.callback = callback
+    this.head = opts.method === 'HEAD'
+    const body = this.owner.body
+    if (body !== undefined) {
+      // The bytes as they came (reply-from was shown no body, so it re-encoded nothing), with their own length.
+      opts.body = body
+      ;(opts.headers as Record<string, string | undefined>)['content-length'] = String(body.length)
+    }
+    dispatcher.dispatch(opts, this)
+  }
+
+  /** The deadline passed before the final answer's head came. */
+  expire (): void {
+    if (this.finished) return
+    if (this.abortUpstream === null) {
+      // Still waiting for a connection: nothing was sent, so the exchange may go on elsewhere.
+      this.failure = 'queue'
+      this.onError(new QueueTimeoutError(`no connection to the target within ${this.owner.pool.options.timeout} ms`))
+    } else {
+      this.abortUpstream(new errors.HeadersTimeoutError())
+    }
+  }
+
+  failed (kind: FailureKind): void {
+    this.failure = kind
+  }
+
+  onConnect (abort: (err?: Error) => void): void {
+    // Given up while it waited for a connection: it must not be sent now.
+    if (this.aborted || this.finished) abort(new errors.RequestAbortedError())
+    else this.abortUpstream = abort
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx answers are informational: the final one follows, within the same deadline.
+    if (statusCode < 200) return true
+    this.owner.pool.deadlines.remove(this)
+    const headers = answerHeaders(rawHeaders)
+    this.statusCode = statusCode
+    this.headers = headers
+    this.resume = resume
+    if (this.head || statusCode === 204 || statusCode === 304) {
+      // No body follows, whatever the head says (a 304 may carry the length of the body it stands for, which
+      // undici then misses): the answer is complete, and what undici makes of the rest is not the client's concern.
+      this.finished = true
+      this.release()
+      this.body = this
+      this.answer()
+    } else if (this.bufferable(headers)) {
+      this.buffering = true
+    } else {
+      this.body = new UpstreamBody(this)
+      this.answer()
+    }
+    return true
+  }
+
+  /**
+   * Whether the answer is read whole before it is passed on: a declared length up to the pool's bufferLimit
+   * (64 KiB by default, as much as nginx buffers) and a content type. The client then gets one write, and an
+   * answer cut short is a failed try the gateway can still answer for, or retry.
+   */
+  private bufferable (headers: IncomingHttpHeaders): boolean {
+    const length = headers['content-length']
+    if (length === undefined || length === '') return false
+    const bytes = Number(length)
+    // A body without a content type goes as a stream: Fastify would label a Buffer application/octet-stream.
+    return bytes <= this.owner.pool.options.bufferLimit && (bytes === 0 || headers['content-type'] !== undefined)
+  }
+
+  onData (chunk: Buffer): boolean {
+    // Streamed bytes are written to the client from here: in the request's context, like everything after them.
+    if (!this.buffering) return this.runInAsyncScope(pushChunk, this.body as UpstreamBody, chunk)
+    if (this.first === undefined) this.first = chunk
+    else if (this.rest === null) this.rest = [this.first, chunk]
+    else this.rest.push(chunk)
+    return true
+  }
+
+  onComplete (): void {
+    if (this.finished) return
+    this.finished = true
+    if (!this.buffering) {
+      this.runInAsyncScope(pushChunk, this.body as UpstreamBody, null)
+      return
+    }
+    this.payload = this.rest === null ? this.first : Buffer.concat(this.rest)
+    this.first = undefined
+    this.rest = null
+    // The upstream connection is free again: so is the target's slot.
+    this.release()
+    this.body = this
+    this.answer()
+  }
+
+  onError (err: Error): void {
+    if (this.finished) return
+    this.finished = true
+    if (this.failure === null) {
+      // undici checks a request before it sends a byte of it; what it refuses is the gateway's doing, not the target's.
+      if (this.abortUpstream === null && refusedByClient(err)) this.refused = true
+      this.failure = this.aborted ? 'aborted' : classifyFailure(err)
+    }
+    // Released here whatever follows: reply-from reports nothing once the reply was sent (a handler timeout).
+    this.release()
+    const callback = this.callback
+    if (callback !== null) {
+      // Nothing was passed on yet (a buffered answer cut short fails the same way): reply-from reports it.
+      this.callback = null
+      this.first = undefined
+      this.rest = null
+      queueMicrotask(() => { this.runInAsyncScope(callback, null, err) })
+      return
+    }
+    this.runInAsyncScope(this.failBody, this, err)
+  }
+
+  /** The streamed body broke off: the gateway's error handling runs in the request's context too. */
+  private failBody (err: Error): void {
+    this.owner.bodyFailed(err, this.headers)
+    ;(this.body as UpstreamBody).destroy(err)
+  }
+
+  private answer (): void {
+    const callback = this.callback
+    this.callback = null
+    if (callback === null) return
+    try {
+      this.runInAsyncScope(callback, null, null, this)
+    } catch (err) {
+      // undici would take this for a failure of the upstream and drop it: the request's owner answers instead.
+      this.owner.answerFailed(err)
+    }
+  }
+
+  /** The streamed body ended or was dropped: cut the upstream exchange if it was still running. */
+  bodyClosed (err: Error | null): void {
+    if (err instanceof SendTimeoutError) this.target.aborted++
+    if (!this.finished) {
+      this.finished = true
+      this.abortUpstream?.(new errors.RequestAbortedError())
+    }
+    this.release()
+  }
+
+  /** reply-from drops an answer whose client has left; a buffered one holds nothing but its bytes. */
+  destroy (): void {
+    this.payload = undefined
+    this.release()
+  }
+
+  /** The client left: cut the upstream exchange, which fails the try as 'aborted'. */
+  abort (): void {
+    if (this.aborted) return
+    this.aborted = true
+    if (!this.finished && this.abortUpstream !== null) this.abortUpstream(new errors.RequestAbortedError())
+    // Without our dispatcher (the gateway registered reply-from itself) nothing else would release the slot.
+    this.release()
+  }
+
+  release (): void {
+    if (!this.open) return
+    this.open = false
+    const pool = this.owner.pool
+    pool.deadlines.remove(this)
+    if (this.budgeted) pool.activeRetries--
+    pool.release(this.target)
+  }
+}

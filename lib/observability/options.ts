@@ -1,0 +1,147 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { Registry, type RegistryContentType } from 'prom-client'
+import { invalidOption } from '../errors'
+import { checkRecord } from '../options/validate'
+
+/**
+ * An `onRequest` hook that guards an observability route, e.g. by checking a
+ * bearer token. It answers (401, 403, ...) to refuse; returning normally lets
+ * the request through.
+ */
+export type RouteGuard = (
+  this: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  done: HookHandlerDoneFunction
+) => void | Promise<unknown>
+
+/** A prom-client registry of either text format (Prometheus or OpenMetrics). */
+export type MetricsRegistry = Registry<RegistryContentType>
+
+export interface MetricsOptions {
+  /** Route serving the registry in its text format; false collects without serving (default '/metrics'). */
+  path?: string | false
+  /** The prom-client registry to add the metrics to (default: a registry of the plugin's own). */
+  registry?: MetricsRegistry
+  /** Prefix of every metric name (default 'lb_'). */
+  prefix?: string
+  /** Upper bounds of the latency histogram in seconds (default DEFAULT_BUCKETS). */
+  buckets?: number[]
+  /** onRequest hook(s) of the metrics route, to guard it. */
+  onRequest?: RouteGuard | RouteGuard[]
+}
+
+export interface StatusOptions {
+  /** Route of the status page, JSON or HTML (default '/lb/status'). */
+  path?: string
+  /** Leave target URLs out of the page (default false). */
+  hideUrls?: boolean
+  /** Seconds between reloads of the HTML view; 0 turns reloading off (default 5). */
+  refreshSeconds?: number
+  /** onRequest hook(s) of the status route, to guard it. */
+  onRequest?: RouteGuard | RouteGuard[]
+}
+
+export interface ResolvedMetricsOptions {
+  path: string | null
+  registry: MetricsRegistry
+  prefix: string
+  buckets: readonly number[]
+  onRequest: RouteGuard[]
+}
+
+export interface ResolvedStatusOptions {
+  path: string
+  hideUrls: boolean
+  refreshSeconds: number
+  onRequest: RouteGuard[]
+}
+
+/**
+ * Latency buckets for a gateway: from sub-millisecond answers on a local network
+ * to the default try timeout of 30 s.
+ */
+export const DEFAULT_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+const SCOPE = '(plugin)'
+const METRICS_KEYS = new Set(['path', 'registry', 'prefix', 'buckets', 'onRequest'])
+const STATUS_KEYS = new Set(['path', 'hideUrls', 'refreshSeconds', 'onRequest'])
+const PREFIX_PATTERN = /^([A-Za-z_:][A-Za-z0-9_:]*)?$/
+
+function checkPath (field: string, value: unknown): string {
+  if (typeof value !== 'string' || !value.startsWith('/') || /[\s?#]/.test(value)) {
+    throw invalidOption(SCOPE, field, value, 'must be a route path starting with "/", without spaces, query or fragment')
+  }
+  return value
+}
+
+function checkGuards (field: string, value: unknown): RouteGuard[] {
+  if (value === undefined) return []
+  const list = Array.isArray(value) ? value : [value]
+  list.forEach((hook, i) => {
+    if (typeof hook !== 'function') throw invalidOption(SCOPE, Array.isArray(value) ? `${field}[${i}]` : field, hook, 'must be an onRequest hook function')
+  })
+  return list as RouteGuard[]
+}
+
+/** Whether value is usable as a prom-client registry, also one from another copy of prom-client. */
+function isRegistry (value: unknown): value is MetricsRegistry {
+  if (value instanceof Registry) return true
+  if (typeof value !== 'object' || value === null) return false
+  const r = value as Record<string, unknown>
+  return typeof r.registerMetric === 'function' && typeof r.metrics === 'function' &&
+    typeof r.getSingleMetric === 'function' && typeof r.contentType === 'string'
+}
+
+function checkBuckets (value: unknown): readonly number[] {
+  if (value === undefined) return DEFAULT_BUCKETS
+  if (!Array.isArray(value) || value.length === 0 || value.length > 100) {
+    throw invalidOption(SCOPE, 'metrics.buckets', value, 'must be an array of 1 to 100 upper bounds in seconds')
+  }
+  value.forEach((b, i) => {
+    if (typeof b !== 'number' || !Number.isFinite(b) || b <= 0) {
+      throw invalidOption(SCOPE, `metrics.buckets[${i}]`, b, 'must be a positive number of seconds')
+    }
+    if (i > 0 && b <= (value[i - 1] as number)) {
+      throw invalidOption(SCOPE, `metrics.buckets[${i}]`, b, 'must be greater than the bound before it')
+    }
+  })
+  return [...(value as number[])]
+}
+
+/** Validates the `metrics` plugin option; null when metrics are turned off. */
+export function resolveMetricsOptions (value: unknown): ResolvedMetricsOptions | null {
+  if (value === false) return null
+  const spec = checkRecord(SCOPE, 'metrics', value ?? {}, METRICS_KEYS, 'metrics', 'must be an object or false')
+  const registry = spec.registry ?? new Registry()
+  if (!isRegistry(registry)) throw invalidOption(SCOPE, 'metrics.registry', registry, 'must be a prom-client Registry')
+  const prefix = spec.prefix ?? 'lb_'
+  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
+    throw invalidOption(SCOPE, 'metrics.prefix', prefix, 'must be a Prometheus metric name prefix ([A-Za-z_:][A-Za-z0-9_:]*)')
+  }
+  return {
+    path: spec.path === false ? null : checkPath('metrics.path', spec.path ?? '/metrics'),
+    registry,
+    prefix,
+    buckets: checkBuckets(spec.buckets),
+    onRequest: checkGuards('metrics.onRequest', spec.onRequest)
+  }
+}
+
+/** Validates the `status` plugin option; null when the status route is turned off. */
+export function resolveStatusOptions (value: unknown): ResolvedStatusOptions | null {
+  if (value === false) return null
+  const spec = checkRecord(SCOPE, 'status', value ?? {}, STATUS_KEYS, 'status', 'must be an object or false')
+  const hideUrls = spec.hideUrls ?? false
+  if (typeof hideUrls !== 'boolean') throw invalidOption(SCOPE, 'status.hideUrls', hideUrls, 'must be a boolean')
+  const refreshSeconds = spec.refreshSeconds ?? 5
+  if (typeof refreshSeconds !== 'number' || !Number.isInteger(refreshSeconds) || refreshSeconds < 0 || refreshSeconds > 3600) {
+    throw invalidOption(SCOPE, 'status.refreshSeconds', refreshSeconds, 'must be an integer from 0 to 3600')
+  }
+  return {
+    path: checkPath('status.path', spec.path ?? '/lb/status'),
+    hideUrls,
+    refreshSeconds,
+    onRequest: checkGuards('status.onRequest', spec.onRequest)
+  }
+}

@@ -1,0 +1,111 @@
+import type { PoolStatus, StatusReport, TargetStatus } from './status-report'
+
+/** Quality a media range gives a type, and how specific the range is (-1: it does not match). */
+function matchRange (type: string, range: string): number {
+  if (range === type) return 2
+  if (range.endsWith('/*') && type.startsWith(range.slice(0, -1))) return 1
+  if (range === '*/*') return 0
+  return -1
+}
+
+/**
+ * Whether an Accept header ranks text/html above application/json, the most
+ * specific matching range deciding each one's quality (RFC 9110, 12.5.1). A
+ * browser's header does; curl's `*\/*` and a missing header get JSON.
+ */
+export function prefersHtml (accept: string | undefined): boolean {
+  if (accept === undefined || accept === '') return false
+  let html = 0
+  let htmlSpecificity = -1
+  let json = 0
+  let jsonSpecificity = -1
+  for (const part of accept.split(',')) {
+    const params = part.split(';')
+    const range = params[0].trim().toLowerCase()
+    let q = 1
+    for (let i = 1; i < params.length; i++) {
+      const [key, value] = params[i].split('=')
+      if (key.trim().toLowerCase() === 'q') {
+        q = Number(value)
+        if (!Number.isFinite(q)) q = 0
+      }
+    }
+    const h = matchRange('text/html', range)
+    if (h > htmlSpecificity) {
+      htmlSpecificity = h
+      html = q
+    }
+    const j = matchRange('application/json', range)
+    if (j > jsonSpecificity) {
+      jsonSpecificity = j
+      json = q
+    }
+  }
+  return html > 0 && html > json
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+function escape (value: string | number): string {
+  return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c])
+}
+
+function time (epochMs: number | null): string {
+  return epochMs === null ? '' : new Date(epochMs).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
+}
+
+/** Row colours per state: green for serving, blue while ramping up, amber when ejected, red when down, grey when leaving. */
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1f2328;background:#fff}
+h1{font-size:1.4rem;margin:0 0 .25rem}h2{font-size:1.1rem;margin:1.5rem 0 .4rem}h2 small{font-weight:normal;color:#59636e}
+.meta,.legend{color:#59636e;margin:.2rem 0}
+table{border-collapse:collapse;width:100%}th,td{padding:.3rem .6rem;border-bottom:1px solid #d1d9e0;text-align:left;white-space:nowrap}
+th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.badge{display:inline-block;padding:0 .5rem;border-radius:1rem;font-weight:600}
+tr.state-healthy{background:#dafbe1}tr.state-healthy .badge{background:#1a7f37;color:#fff}
+tr.state-slow-start{background:#ddf4ff}tr.state-slow-start .badge{background:#0969da;color:#fff}
+tr.state-ejected{background:#fff8c5}tr.state-ejected .badge{background:#9a6700;color:#fff}
+tr.state-unhealthy{background:#ffebe9}tr.state-unhealthy .badge{background:#cf222e;color:#fff}
+tr.state-draining{background:#eff2f5}tr.state-draining .badge{background:#59636e;color:#fff}
+`
+
+function check (t: TargetStatus): string {
+  const c = t.lastCheck
+  if (c === null) return ''
+  return `${c.ok ? 'ok' : 'failed'} ${escape(time(c.at))}${c.error === undefined ? '' : ' ' + escape(c.error)}`
+}
+
+function row (t: TargetStatus, showUrls: boolean): string {
+  return `<tr class="state-${t.state}" data-target="${escape(t.id)}" data-state="${t.state}">` +
+    `<td>${escape(t.id)}</td>` +
+    (showUrls ? `<td>${escape(t.url ?? '')}</td>` : '') +
+    `<td><span class="badge">${t.state}</span></td>` +
+    `<td class="n">${t.weight}</td><td class="n">${t.effectiveWeight}</td>` +
+    `<td class="n">${t.inFlight}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
+    `<td class="n">${t.ewmaMs === null ? '' : t.ewmaMs.toFixed(1)}</td>` +
+    `<td>${check(t)}</td><td>${escape(time(t.ejectedUntil))}</td></tr>`
+}
+
+function table (pool: PoolStatus): string {
+  const showUrls = pool.targets.some((t) => t.url !== undefined)
+  const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'Client aborts', 'EWMA ms', 'Last check', 'Ejected until']
+  return `<section data-pool="${escape(pool.name)}"><h2>${escape(pool.name)} <small>${escape(pool.algorithm)} · ` +
+    `${pool.eligible} of ${pool.targets.length} eligible${pool.panic ? ' · PANIC: routing over all targets' : ''} · ` +
+    `${pool.inFlight} in flight · ${pool.noTarget} without target · ` +
+    `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded} refused)</small></h2>` +
+    `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>` +
+    `<tbody>${pool.targets.map((t) => row(t, showUrls)).join('')}</tbody></table></section>`
+}
+
+/** The status report as a self-contained HTML page: inline style, no script, no external asset. */
+export function renderStatusPage (report: StatusReport, refreshSeconds: number): string {
+  const refresh = refreshSeconds > 0 ? `<meta http-equiv="refresh" content="${refreshSeconds}">` : ''
+  const every = refreshSeconds > 0 ? ` · reloads every ${refreshSeconds} s` : ''
+  const pools = report.pools.length === 0 ? '<p>No pools.</p>' : report.pools.map(table).join('')
+  return '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width,initial-scale=1">' + refresh +
+    `<title>Load balancer status</title><style>${STYLE}</style></head><body>` +
+    `<h1>Load balancer status</h1><p class="meta">${escape(time(report.generatedAt))}${every} · <a href="?format=json">JSON</a></p>` +
+    '<p class="legend">States: healthy, slow-start (weight ramping up), ejected (outlier detection), unhealthy (health checks), draining (leaving).</p>' +
+    pools + '</body></html>'
+}

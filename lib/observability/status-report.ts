@@ -1,0 +1,47 @@
+import type { TargetState } from '../pool/target'
+
+/** The shape of /lb/status in JSON, which the HTML page renders too. */
+export interface TargetStatus {
+  id: string
+  /** Left out when the status option hideUrls is set. */
+  url?: string
+  state: TargetState
+  /** Whether the balancer may pick it for new requests now. */
+  eligible: boolean
+  weight: number
+  effectiveWeight: number
+  inFlight: number
+  requests: number
+  /** Tries the target answers for: no connection, no answer in time, a broken answer, a 5xx. */
+  failures: number
+  /** Tries cut because the client left or stopped reading: not counted as failures. */
+  aborted: number
+  /** Latency EWMA in ms as balancing sees it now; null before the first answer. */
+  ewmaMs: number | null
+  lastCheck: { at: number, ok: boolean, error?: string } | null
+  /** Epoch ms; null when not ejected. */
+  ejectedUntil: number | null
+  /** Epoch ms; null when not in slow start. */
+  slowStartUntil: number | null
+}
+
+export interface PoolStatus {
+  name: string
+  algorithm: string
+  /** Members that may take new requests. */
+  eligible: number
+  /** Too few targets are healthy (panicThreshold): requests go to every target that is not draining. */
+  panic: boolean
+  inFlight: number
+  /** Requests answered 503 for lack of an eligible target. */
+  noTarget: number
+  /** What became of retries so far, as lb_retries_total counts them (docs/observability.md). */
+  retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number }
+  targets: TargetStatus[]
+}
+
+export interface StatusReport {
+  /** Epoch ms. */
+  generatedAt: number
+  pools: PoolStatus[]
+}

@@ -1,0 +1,145 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { LoadBalancer } from '../route/load-balancer'
+import type { ResolvedStatusOptions } from './options'
+import type { Pool } from '../pool/pool'
+import { prefersHtml, renderStatusPage } from './status-html'
+import type { PoolStatus, StatusReport, TargetStatus } from './status-report'
+import type { Target } from '../pool/target'
+
+const nullableNumber = { type: ['number', 'null'] }
+
+const targetSchema = {
+  type: 'object',
+  required: ['id', 'state', 'eligible', 'weight', 'effectiveWeight', 'inFlight', 'requests', 'failures', 'aborted', 'ewmaMs', 'lastCheck', 'ejectedUntil', 'slowStartUntil'],
+  properties: {
+    id: { type: 'string' },
+    url: { type: 'string' },
+    state: { type: 'string', enum: ['healthy', 'slow-start', 'ejected', 'unhealthy', 'draining'] },
+    eligible: { type: 'boolean' },
+    weight: { type: 'number' },
+    effectiveWeight: { type: 'number' },
+    inFlight: { type: 'integer' },
+    requests: { type: 'integer' },
+    failures: { type: 'integer' },
+    aborted: { type: 'integer' },
+    ewmaMs: nullableNumber,
+    lastCheck: {
+      type: ['object', 'null'],
+      required: ['at', 'ok'],
+      properties: { at: { type: 'number' }, ok: { type: 'boolean' }, error: { type: 'string' } }
+    },
+    ejectedUntil: nullableNumber,
+    slowStartUntil: nullableNumber
+  }
+} as const
+
+/** The JSON schema of the status report: Fastify compiles a serializer from it. */
+export const statusSchema = {
+  type: 'object',
+  required: ['generatedAt', 'pools'],
+  properties: {
+    generatedAt: { type: 'number' },
+    pools: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'targets'],
+        properties: {
+          name: { type: 'string' },
+          algorithm: { type: 'string' },
+          eligible: { type: 'integer' },
+          panic: { type: 'boolean' },
+          inFlight: { type: 'integer' },
+          noTarget: { type: 'integer' },
+          retries: {
+            type: 'object',
+            required: ['attempted', 'succeeded', 'budgetExhausted', 'limitExceeded'],
+            properties: {
+              attempted: { type: 'integer' },
+              succeeded: { type: 'integer' },
+              budgetExhausted: { type: 'integer' },
+              limitExceeded: { type: 'integer' }
+            }
+          },
+          targets: { type: 'array', items: targetSchema }
+        }
+      }
+    }
+  }
+} as const
+
+function round (value: number): number {
+  return Math.round(value * 1000) / 1000
+}
+
+function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: boolean, now: number): TargetStatus {
+  const check = target.lastCheck
+  return {
+    id: target.id,
+    url: hideUrls ? undefined : target.url,
+    state: target.state,
+    eligible: eligible.has(target),
+    weight: target.weight,
+    effectiveWeight: round(target.effectiveWeight),
+    inFlight: target.inFlight,
+    requests: target.requests,
+    failures: target.failures,
+    aborted: target.aborted,
+    ewmaMs: target.ewmaStamp === 0 ? null : round(target.decayedEwma(now)),
+    lastCheck: check === null ? null : { at: check.at, ok: check.ok, error: check.error },
+    ejectedUntil: target.ejectedUntil === 0 ? null : target.ejectedUntil,
+    slowStartUntil: target.slowStartUntil === 0 ? null : target.slowStartUntil
+  }
+}
+
+function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
+  const eligible = new Set(pool.eligible)
+  return {
+    name: pool.name,
+    algorithm: pool.options.algorithm,
+    eligible: eligible.size,
+    panic: pool.panic,
+    inFlight: pool.inFlight,
+    noTarget: pool.noTarget,
+    retries: {
+      attempted: pool.retries.attempted,
+      succeeded: pool.retries.succeeded,
+      budgetExhausted: pool.retries.budget_exhausted,
+      limitExceeded: pool.retries.limit_exceeded
+    },
+    targets: pool.targets.map((t) => targetStatus(t, eligible, hideUrls, now))
+  }
+}
+
+/** A snapshot of every pool and target. */
+export function statusReport (lb: LoadBalancer, hideUrls: boolean): StatusReport {
+  const now = performance.now()
+  const pools: PoolStatus[] = []
+  for (const pool of lb.allPools()) pools.push(poolStatus(pool, hideUrls, now))
+  return { generatedAt: Date.now(), pools }
+}
+
+/**
+ * Adds the status route: JSON for machines, an HTML page when the client
+ * prefers text/html (a browser), or as `?format=json|html` says.
+ */
+export function addStatusRoute (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedStatusOptions): void {
+  fastify.route({
+    method: 'GET',
+    url: options.path,
+    onRequest: options.onRequest.length > 0 ? options.onRequest : undefined,
+    schema: {
+      querystring: { type: 'object', properties: { format: { type: 'string', enum: ['json', 'html'] } } },
+      response: { 200: statusSchema }
+    },
+    handler (request: FastifyRequest, reply: FastifyReply) {
+      const report = statusReport(lb, options.hideUrls)
+      const format = (request.query as { format?: string }).format
+      reply.header('cache-control', 'no-store').header('vary', 'accept')
+      if (format === 'html' || (format === undefined && prefersHtml(request.headers.accept))) {
+        return reply.type('text/html; charset=utf-8').send(renderStatusPage(report, options.refreshSeconds))
+      }
+      return reply.send(report)
+    }
+  })
+}

@@ -1,0 +1,496 @@
+import { EventEmitter } from 'node:events'
+import type { FastifyRequest } from 'fastify'
+import type { FastifyReplyFromHooks } from '@fastify/reply-from'
+import { algorithms } from '../balancers/index'
+import type { Balancer, PickContext } from '../balancers/balancer'
+import { Deadlines } from '../forward/deadlines'
+import { invalidOption } from '../errors'
+import { readHashKey } from '../balancers/hash/keys'
+import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type ResolvedTarget, type TargetInput } from '../options/resolve'
+import { RetryBudget } from '../forward/retry-budget'
+import { Target } from './target'
+
+/**
+ * How a try ended without an answer, for passive health and metrics. The
+ * target is charged with 'connect', 'timeout' and 'reset' only: 'aborted'
+ * (the client left) and 'queue' (the try waited its whole timeout for one of
+ * the gateway's connections and was never sent) say nothing about it.
+ */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'aborted' | 'queue'
+
+/**
+ * Called once per try: status is the upstream's status (0 when it never
+ * answered), failure says why when it did not.
+ */
+export type ResultListener = (target: Target, status: number, failure: FailureKind | null, latencyMs: number) => void
+
+/** What became of retries, by the `result` of `lb_retries_total` (docs/observability.md says when each counts). */
+export interface RetryCounts {
+  attempted: number
+  succeeded: number
+  budget_exhausted: number
+  limit_exceeded: number
+}
+
+export interface MembershipChange {
+  added: readonly Target[]
+  removed: readonly Target[]
+  updated: readonly Target[]
+}
+
+const NO_TARGETS: readonly Target[] = []
+const NEEDS_IP = new Set(['ip-hash'])
+
+/**
+ * Discovery's entry to reconcile(): the steps that make a pool match a list
+ * already checked, to be applied one per turn of the event loop. Not part of
+ * the public API.
+ */
+export const kReconcileSteps = Symbol('fastify-lb.reconcileSteps')
+/** Entries (targets added, re-weighed, taken back or drained) one step of a large change applies at most. */
+const STEP_SIZE = 1000
+/** Algorithms whose rebuild costs a whole ring or table however few targets changed: stepping would repeat it. */
+const WHOLE_TABLE = new Set(['consistent-hash', 'ip-hash', 'maglev'])
+
+/** A change being gathered by batch(); `updatedSet` keeps `updated` free of repeats in O(1). */
+interface PendingChange {
+  added: Target[]
+  removed: Target[]
+  updated: Target[]
+  updatedSet: Set<Target>
+}
+
+function byId (a: Target, b: Target): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}
+
+/**
+ * One upstream pool: its members, the eligible subset the balancer sees, and the
+ * counters every try updates. Membership and eligibility changes rebuild the
+ * balancer once; picking reads only what the rebuild prepared.
+ */
+export class Pool extends EventEmitter {
+  readonly name: string
+  readonly options: ResolvedPoolOptions
+  /** Sum of in-flight requests over all members. */
+  inFlight = 0
+  /** Retries of sent requests now in flight. */
+  activeRetries = 0
+  /** How many retries of sent requests the pool may still make. */
+  readonly retryBudget: RetryBudget
+  /** Requests that found no eligible target. */
+  noTarget = 0
+  /** Retries by result, counted where they are decided and read when metrics are scraped. */
+  readonly retries: RetryCounts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 }
+  /** Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
+  panic = false
+  /** Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
+  readonly deadlines: Deadlines
+  /** The reply-from options of this pool's tries, built once by the plugin. */
+  fromOptions: FastifyReplyFromHooks = {}
+
+  /** Sorted by id and free of departed targets only after settle(): see `targets`. */
+  private members: Target[] = []
+  /** The true membership; `members` catches up with it in one pass. */
+  private readonly memberSet = new Set<Target>()
+  /**
+   * Members per URL (two while a target drains and a new one took its URL),
+   * for add()'s duplicate check: built by the first add() of a batch of them,
+   * dropped by reconcile(), which checks its list as a whole.
+   */
+  private urlIndex: Map<string, number> | null = null
+  private membersUnsorted = false
+  private membersDeparted = false
+  private readonly byIdMap = new Map<string, Target>()
+  private eligibleTargets: readonly Target[] = NO_TARGETS
+  private readonly balancer: Balancer
+  /** For hashing algorithms: who picks when a request has no key. */
+  private readonly fallback: Balancer | null
+  private readonly ctx: PickContext = { key: undefined, ip: '', tried: NO_TARGETS, poolInFlight: 0 }
+  private readonly needsIp: boolean
+  private readonly resultListeners: ResultListener[] = []
+  private batchDepth = 0
+  private pendingChange: PendingChange | null = null
+  /** Who waits for a draining target to leave (drain() and remove() promises). */
+  private readonly drains = new Map<Target, Array<() => void>>()
+
+  constructor (options: ResolvedPoolOptions) {
+    super()
+    this.name = options.name
+    this.options = options
+    this.retryBudget = new RetryBudget(options.retry.budgetPercent, options.retry.minRetriesPerSecond)
+    this.deadlines = new Deadlines(options.timeout)
+    const balancerOptions = {
+      pointsPerWeight: options.pointsPerWeight,
+      balanceFactor: options.balanceFactor,
+      tableSize: options.tableSize
+    }
+    this.balancer = algorithms[options.algorithm](balancerOptions)
+    const hashing = options.algorithm === 'consistent-hash' || options.algorithm === 'maglev'
+    this.fallback = hashing ? algorithms[options.hashFallback](balancerOptions) : null
+    this.needsIp = NEEDS_IP.has(options.algorithm) || (hashing && options.hashKey === 'ip')
+    this.batch(() => {
+      for (const spec of options.targets) this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
+    })
+  }
+
+  /** Every member, sorted by id, including ineligible and draining ones. */
+  get targets (): readonly Target[] {
+    this.settle()
+    return this.members
+  }
+
+  /** The targets new requests may go to, sorted by id. */
+  get eligible (): readonly Target[] {
+    return this.eligibleTargets
+  }
+
+  get (id: string): Target | undefined {
+    return this.byIdMap.get(id)
+  }
+
+  /** Chooses the target of a request's first try. */
+  pick (request: FastifyRequest): Target | undefined {
+    const ctx = this.ctx
+    ctx.tried = NO_TARGETS
+    return this.choose(ctx, request)
+  }
+
+  /** Chooses a target for a retry, never one in `tried`; undefined when every eligible target was tried. */
+  pickAnother (request: FastifyRequest, tried: readonly Target[]): Target | undefined {
+    const ctx = this.ctx
+    ctx.tried = tried
+    const eligible = this.eligibleTargets
+    if (this.balancer.skipsTried === true) {
+      const t = this.choose(ctx, request)
+      ctx.tried = NO_TARGETS
+      if (t !== undefined && !tried.includes(t)) return t
+    } else {
+      // Rotating and random algorithms move on by themselves: a few picks usually find an untried target.
+      for (let i = 0; i < 3; i++) {
+        const t = this.choose(ctx, request)
+        if (t === undefined) break
+        if (!tried.includes(t)) {
+          ctx.tried = NO_TARGETS
+          return t
+        }
+      }
+      ctx.tried = NO_TARGETS
+    }
+    // Retries are rare, so a scan is affordable here; it keeps the id order every replica shares.
+    for (const t of eligible) if (!tried.includes(t)) return t
+    return undefined
+  }
+
+  private choose (ctx: PickContext, request: FastifyRequest): Target | undefined {
+    if (this.eligibleTargets.length === 0) return undefined
+    ctx.poolInFlight = this.inFlight
+    if (this.needsIp) ctx.ip = request.ip
+    if (this.fallback === null) return this.balancer.pick(ctx)
+    ctx.key = readHashKey(this.options.hashKey, request, ctx.ip)
+    const t = ctx.key === undefined ? undefined : this.balancer.pick(ctx)
+    return t ?? this.fallback.pick(ctx)
+  }
+
+  /** A try is being sent to target. */
+  acquire (target: Target): void {
+    target.inFlight++
+    target.requests++
+    this.inFlight++
+    this.balancer.loadChanged?.(target)
+    this.fallback?.loadChanged?.(target)
+  }
+
+  /** A try on target ended (answered, failed, timed out or abandoned). Called exactly once per acquire. */
+  release (target: Target): void {
+    target.inFlight--
+    this.inFlight--
+    this.balancer.loadChanged?.(target)
+    this.fallback?.loadChanged?.(target)
+    if (target.draining && target.inFlight === 0) this.finishDrain(target)
+  }
+
+  onResult (listener: ResultListener): void {
+    this.resultListeners.push(listener)
+  }
+
+  /** Reports how a try ended: feeds failure counters, latency and every listener. */
+  record (target: Target, status: number, failure: FailureKind | null, latencyMs: number): void {
+    if (failure === null ? status >= 500 : failure !== 'aborted' && failure !== 'queue') target.failures++
+    else if (failure === 'aborted') target.aborted++
+    // A timeout is a latency sample too: the slowest kind. Refused or abandoned tries say nothing about speed.
+    if (failure === null || failure === 'timeout') target.observeLatency(latencyMs, performance.now())
+    const listeners = this.resultListeners
+    for (let i = 0; i < listeners.length; i++) listeners[i](target, status, failure, latencyMs)
+  }
+
+  /**
+   * Runs fn with every membership and eligibility change it makes folded into
+   * one rebuild and one 'change' event.
+   */
+  batch<T> (fn: () => T): T {
+    this.batchDepth++
+    try {
+      return fn()
+    } finally {
+      if (--this.batchDepth === 0) this.flush()
+    }
+  }
+
+  /** Adds a target (URL string or { url, weight, id }); throws FST_LB_INVALID_OPTION on bad input or a duplicate. */
+  add (input: TargetInput): Target {
+    const spec = resolveTarget(this.name, 'add(target)', input)
+    if (this.byIdMap.has(spec.id)) throw invalidOption(this.name, 'add(target).id', spec.id, 'duplicates a target of the pool')
+    if (this.urls().has(spec.url)) throw invalidOption(this.name, 'add(target).url', spec.url, 'duplicates a target of the pool')
+    const target = new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight)
+    this.batch(() => this.insert(target))
+    return target
+  }
+
+  /** Removes a target after its in-flight requests finish; resolves when it is gone. */
+  remove (id: string): Promise<void> {
+    return this.drain(id)
+  }
+
+  /** Changes a target's weight; balancers see it at once. */
+  setWeight (id: string, weight: number): void {
+    const target = this.require(id, 'setWeight(id)')
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000) {
+      throw invalidOption(this.name, `setWeight(${id}).weight`, weight, 'must be a positive integer (at most 1000000)')
+    }
+    const ratio = target.effectiveWeight / target.weight
+    target.weight = weight
+    target.effectiveWeight = weight * ratio
+    this.batch(() => this.changed(target))
+  }
+
+  /**
+   * Makes the members match a full list (a discovery provider's): adds new
+   * targets, updates weights, drains those the list no longer holds and takes
+   * back draining ones it holds again, all in one rebuild. Targets that stay keep
+   * their state. The whole list is checked first: a bad entry throws
+   * FST_LB_INVALID_OPTION and changes nothing.
+   */
+  reconcile (list: readonly TargetInput[]): void {
+    const specs = resolveTargets(this.name, list)
+    this.batch(() => {
+      for (const step of this.reconcileSteps(specs, Infinity)) step()
+    })
+  }
+
+  /**
+   * reconcile() of a list that is already checked (no bad entry, no repeated
+   * id or URL), in steps of at most STEP_SIZE entries. Each step is one batch,
+   * so a pick sees the pool before or after a step, never part of one. Pools
+   * without members, and the ring and table algorithms, take the list in one step.
+   */
+  [kReconcileSteps] (specs: readonly ResolvedTarget[]): Array<() => void> {
+    const whole = this.memberSet.size === 0 || WHOLE_TABLE.has(this.options.algorithm)
+    return this.reconcileSteps(specs, whole ? Infinity : STEP_SIZE)
+  }
+
+  /**
+   * Plans a reconcile in O(n), with Maps rather than searches, so tens of
+   * thousands of targets joining or leaving cost one pass. Entries that already
+   * match cost nothing more; additions and re-weighing come before drains, so
+   * the pool shrinks only once the new targets serve. A step re-checks each
+   * entry, as the pool may have changed since the plan.
+   */
+  private reconcileSteps (specs: readonly ResolvedTarget[], size: number): Array<() => void> {
+    this.urlIndex = null
+    const listed = new Map<string, string>()
+    for (const spec of specs) listed.set(spec.id, spec.url)
+    const changing = specs.filter((spec) => {
+      const target = this.byIdMap.get(spec.id)
+      return target === undefined || target.url !== spec.url || target.draining || target.weight !== spec.weight
+    })
+    const leaving: Target[] = []
+    for (const target of this.byIdMap.values()) {
+      if (!target.draining && listed.get(target.id) !== target.url) leaving.push(target)
+    }
+    const total = changing.length + leaving.length
+    const steps: Array<() => void> = []
+    for (let from = 0; from < total; from += size) {
+      const to = Math.min(from + size, total)
+      steps.push(() => this.batch(() => {
+        for (let i = from; i < to; i++) {
+          if (i < changing.length) {
+            this.reconcileOne(changing[i])
+            continue
+          }
+          const target = leaving[i - changing.length]
+          if (this.memberSet.has(target) && listed.get(target.id) !== target.url) this.startDrain(target)
+        }
+      }))
+    }
+    return steps
+  }
+
+  private reconcileOne (spec: ResolvedTarget): void {
+    let target = this.byIdMap.get(spec.id)
+    if (target !== undefined && target.url !== spec.url) {
+      // The id now names another address: the old target drains while the new one takes the id.
+      this.startDrain(target)
+      if (this.byIdMap.get(spec.id) === target) this.byIdMap.delete(spec.id)
+      target = undefined
+    }
+    if (target === undefined) {
+      this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
+      return
+    }
+    if (target.draining) this.undrain(target)
+    if (target.weight !== spec.weight) this.setWeight(target.id, spec.weight)
+  }
+
+  /**
+   * Stops new picks of a target (sticky clients may still reach it), lets its
+   * in-flight requests finish, then removes it. Resolves when it has left, or
+   * when reconcile() took it back.
+   */
+  drain (id: string): Promise<void> {
+    const target = this.require(id, 'drain(id)')
+    return new Promise((resolve) => {
+      const waiting = this.drains.get(target)
+      if (waiting !== undefined) waiting.push(resolve)
+      else this.drains.set(target, [resolve])
+      this.startDrain(target)
+    })
+  }
+
+  /** Recomputes the eligible set after a target's state changed (health, ejection, drain). */
+  refresh (target?: Target): void {
+    this.batch(() => {
+      if (target !== undefined) this.changed(target)
+      else this.pending()
+    })
+  }
+
+  private require (id: string, field: string): Target {
+    const target = this.byIdMap.get(id)
+    if (target === undefined) throw invalidOption(this.name, field, id, 'is not a target of the pool')
+    return target
+  }
+
+  private pending (): PendingChange {
+    if (this.pendingChange === null) this.pendingChange = { added: [], removed: [], updated: [], updatedSet: new Set() }
+    return this.pendingChange
+  }
+
+  private insert (target: Target): void {
+    this.byIdMap.set(target.id, target)
+    this.memberSet.add(target)
+    this.countUrl(target.url, 1)
+    this.members.push(target)
+    this.membersUnsorted = true
+    this.pending().added.push(target)
+  }
+
+  private changed (target: Target): void {
+    const change = this.pending()
+    if (change.updatedSet.has(target)) return
+    change.updatedSet.add(target)
+    change.updated.push(target)
+  }
+
+  /** Stops new picks of target; it leaves at once when idle, else when its last request ends (release()). */
+  private startDrain (target: Target): void {
+    if (target.draining) return
+    target.draining = true
+    this.batch(() => this.changed(target))
+    if (target.inFlight === 0) this.finishDrain(target)
+  }
+
+  private undrain (target: Target): void {
+    target.draining = false
+    const waiting = this.drains.get(target) ?? []
+    this.drains.delete(target)
+    for (const resolve of waiting) resolve()
+    this.changed(target)
+  }
+
+  private finishDrain (target: Target): void {
+    // Membership, not the id, says whether it is still here: reconcile() may have given its id to a new target.
+    if (!this.memberSet.delete(target)) return
+    if (this.byIdMap.get(target.id) === target) this.byIdMap.delete(target.id)
+    this.countUrl(target.url, -1)
+    // `members` is compacted once, by settle(), however many targets leave in one batch.
+    this.membersDeparted = true
+    this.batch(() => {
+      this.pending().removed.push(target)
+    })
+    const waiting = this.drains.get(target) ?? []
+    this.drains.delete(target)
+    for (const resolve of waiting) resolve()
+  }
+
+  private urls (): Map<string, number> {
+    if (this.urlIndex === null) {
+      this.urlIndex = new Map()
+      for (const target of this.memberSet) this.countUrl(target.url, 1)
+    }
+    return this.urlIndex
+  }
+
+  private countUrl (url: string, delta: 1 | -1): void {
+    const index = this.urlIndex
+    if (index === null) return
+    const count = (index.get(url) ?? 0) + delta
+    if (count > 0) index.set(url, count)
+    else index.delete(url)
+  }
+
+  /** Brings `members` up to date with memberSet, sorted by id: O(n) after removals, O(n log n) after additions. */
+  private settle (): void {
+    if (this.membersDeparted) {
+      const memberSet = this.memberSet
+      this.members = this.members.filter((t) => memberSet.has(t))
+      this.membersDeparted = false
+    }
+    if (this.membersUnsorted) {
+      this.members.sort(byId)
+      this.membersUnsorted = false
+    }
+  }
+
+  /** Whether new requests may be sent to target. */
+  /** Whether a target is switched on, passes its checks and is not ejected: it may serve, draining aside. */
+  serving (target: Target): boolean {
+    return target.eligible && target.healthy && target.ejectedUntil === 0
+  }
+
+  protected usable (target: Target): boolean {
+    return this.serving(target) && !target.draining
+  }
+
+  /** Whether `usable` of the targets that are switched on and not draining fall below the panic threshold. */
+  private inPanic (usable: number): boolean {
+    const threshold = this.options.panicThreshold
+    if (threshold === 0) return false
+    let live = 0
+    for (const t of this.members) if (t.eligible && !t.draining) live++
+    return live > 0 && usable < threshold * live
+  }
+
+  private flush (): void {
+    const change = this.pendingChange
+    if (change === null) return
+    this.pendingChange = null
+    this.settle()
+    let eligible = this.members.filter((t) => this.usable(t))
+    // Envoy's panic mode: with too few usable targets, spreading over all beats overloading the few.
+    const panic = this.inPanic(eligible.length)
+    if (panic) eligible = this.members.filter((t) => t.eligible && !t.draining)
+    this.eligibleTargets = eligible
+    this.balancer.update(eligible)
+    this.fallback?.update(eligible)
+    // Before 'change': its listeners may rebuild again, and the last word must be the latest state.
+    if (panic !== this.panic) {
+      this.panic = panic
+      this.emit('panic', panic)
+    }
+    const { added, removed, updated } = change
+    if (added.length > 0 || removed.length > 0 || updated.length > 0) {
+      this.emit('change', { added, removed, updated } satisfies MembershipChange)
+    }
+  }
+}

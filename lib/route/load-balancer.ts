@@ -1,0 +1,129 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
+import type { Registry, RegistryContentType } from 'prom-client'
+import { affinityOf } from '../affinity/affinity'
+import { describeValue, invalidOption, UnknownPoolError } from '../errors'
+import { forward, kPool, sendNoTarget } from '../forward/forward'
+import { buildFromOptions } from '../forward/from-options'
+import { resolvePoolOptions, type ResolvedLbOptions } from '../options/resolve'
+import { Pool } from '../pool/pool'
+import { HealthRegistry } from '../health/registry'
+import { readRawBody, restoreHeaders } from '../forward/request-body'
+
+type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+
+interface PoolRequest extends FastifyRequest {
+  [kPool]: Pool | null
+}
+
+function prepend<T> (hook: T, existing: T | T[] | undefined): T[] {
+  if (existing === undefined) return [hook]
+  return Array.isArray(existing) ? [hook, ...existing] : [hook, existing]
+}
+
+function append<T> (hook: T, existing: T | T[] | undefined): T[] {
+  if (existing === undefined) return [hook]
+  return Array.isArray(existing) ? [...existing, hook] : [existing, hook]
+}
+
+/** What the plugin decorates the instance with as `app.lb`. */
+export class LoadBalancer {
+  /** The ready route handler that proxies to request.target with failover. */
+  readonly forward = forward
+  /** Active checks shared by every pool, outlier detection and slow start; emits 'check' and 'transition'. */
+  readonly health: HealthRegistry
+  /** The registry holding the plugin's Prometheus metrics; null when the metrics option is false. */
+  metrics: Registry<RegistryContentType> | null = null
+  private readonly pools = new Map<string, Pool>()
+  private readonly inline = new WeakMap<object, Pool>()
+  private readonly preHandlers = new WeakMap<Pool, PreHandler>()
+  private readonly poolListeners: Array<(pool: Pool) => void> = []
+  /**
+   * Whether routes served by `forward` read request bodies as they came: only with the plugin's own HTTP client,
+   * which sends those bytes. A reply-from the gateway registered itself sends what Fastify's parsers made of them.
+   */
+  readsRawBodies = false
+
+  constructor (options: ResolvedLbOptions) {
+    this.health = new HealthRegistry(options.tls)
+    for (const spec of options.pools.values()) this.addPool(new Pool(spec))
+  }
+
+  /** A pool by name (named in options, or an inline pool by its route URL); throws when there is none. */
+  pool (name: string): Pool {
+    const pool = this.pools.get(name)
+    if (pool === undefined) throw invalidOption(name, '(pool)', name, 'no pool of that name')
+    return pool
+  }
+
+  /** Every pool, named and inline. */
+  allPools (): IterableIterator<Pool> {
+    return this.pools.values()
+  }
+
+  /** Called with every pool, those that exist and those created later (inline pools appear as routes are added). */
+  eachPool (listener: (pool: Pool) => void): void {
+    for (const pool of this.pools.values()) listener(pool)
+    this.poolListeners.push(listener)
+  }
+
+  private addPool (pool: Pool): void {
+    pool.fromOptions = buildFromOptions(pool.options.timeout)
+    this.pools.set(pool.name, pool)
+    for (const listener of this.poolListeners) listener(pool)
+  }
+
+  /** onRoute: resolves the route's pool once and adds the hooks that pick a target. */
+  onRoute (route: RouteOptions): void {
+    const upstream: unknown = route.config?.upstream
+    if (upstream === undefined || upstream === null) return
+    const pool = this.resolveRoutePool(route, upstream)
+    // First among the route's preHandler hooks: those of its options and those other plugins' onRoute hooks append see request.target.
+    route.preHandler = prepend(this.preHandlerOf(pool), route.preHandler as PreHandler | PreHandler[] | undefined)
+    if (this.readsRawBodies && route.handler === forward) {
+      // A handler of the gateway's own reshapes requests and gets Fastify's parsed body; forward passes the bytes on.
+      route.preParsing = append(readRawBody, route.preParsing as typeof readRawBody | Array<typeof readRawBody> | undefined)
+      route.preValidation = prepend(restoreHeaders, route.preValidation as typeof restoreHeaders | Array<typeof restoreHeaders> | undefined)
+    }
+  }
+
+  private resolveRoutePool (route: RouteOptions, upstream: unknown): Pool {
+    if (typeof upstream === 'string') {
+      const pool = this.pools.get(upstream)
+      if (pool === undefined) throw new UnknownPoolError(`${String(route.method)} ${route.url}`, upstream)
+      return pool
+    }
+    if (typeof upstream !== 'object' || upstream === null) {
+      throw invalidOption(route.url, 'config.upstream', upstream, 'must be a pool name or pool options')
+    }
+    // Fastify adds a HEAD route beside every GET with the same config object: both share one pool.
+    const known = this.inline.get(upstream)
+    if (known !== undefined) return known
+    let name = route.url
+    if (this.pools.has(name)) name = `${String(route.method)} ${route.url}`
+    if (this.pools.has(name)) throw invalidOption(name, 'config.upstream', describeValue(route.url), 'a pool of this name exists already')
+    const pool = new Pool(resolvePoolOptions(name, upstream))
+    this.inline.set(upstream, pool)
+    this.addPool(pool)
+    return pool
+  }
+
+  private preHandlerOf (pool: Pool): PreHandler {
+    let hook = this.preHandlers.get(pool)
+    if (hook === undefined) {
+      const affinity = affinityOf(pool)
+      hook = function pickTarget (request, reply, done) {
+        // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
+        const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)
+        if (target === undefined) {
+          sendNoTarget(reply, pool)
+          return
+        }
+        request.target = target;
+        (request as PoolRequest)[kPool] = pool
+        done()
+      }
+      this.preHandlers.set(pool, hook)
+    }
+    return hook
+  }
+}

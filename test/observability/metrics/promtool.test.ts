@@ -1,0 +1,55 @@
+import { test } from 'tap'
+import { spawn } from 'node:child_process'
+import { refusedUrl, sequence, until } from '../../helpers/gateway'
+import { requireProgram } from '../../helpers/external'
+import { sampleValue } from '../../helpers/prom-text'
+import { observed, ofTarget } from './fixtures'
+
+/** Runs `promtool check metrics` on a text exposition; resolves with its exit code and output. */
+async function promtoolCheck (promtool: string, text: string): Promise<{ code: number | null, output: string }> {
+  const child = spawn(promtool, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8') })
+  child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8') })
+  const code = new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)))
+  child.stdin.end(text)
+  return { code: await code, output }
+}
+
+test('promtool check metrics finds no problem after traffic, failures, retries, health checks, ejections and affinity', async (t) => {
+  const promtool = requireProgram(t, 'promtool', "Prometheus's promtool")
+  if (promtool === null) return
+  const dead = await refusedUrl()
+  const o = await observed(t, ['a', 'b', 'c'], {
+    retry: { statuses: [500] },
+    outlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60_000 },
+    affinity: { secret: 'metrics-test-secret-0123456789abcdef' }
+  }, {
+    // Another pool checks the same upstreams actively: checks run apart from traffic.
+    pools: { checked: { targets: [{ url: dead, id: 'dead' }], healthCheck: { interval: 30, jitter: 0, timeout: 500 } } }
+  })
+  const { ups, gw, client } = o
+  gw.app.lb.pool('main').add({ url: dead, id: 'dead' })
+  ups[1].mode = 'error'
+  await sequence(client, gw.url + '/x', 12)
+  const checked = gw.app.lb.pool('checked').get('dead')!
+  await until(() => !checked.healthy, 5000, 'dead failing its checks')
+  const text = await o.scrape()
+  // The exposition is only worth checking if it holds what it should.
+  t.ok((sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'attempted' }) ?? 0) > 0, 'retries happened')
+  t.ok((sampleValue(text, 'lb_retries_total', { pool: 'main', result: 'succeeded' }) ?? 0) > 0, 'and paid off')
+  t.ok((ofTarget(text, 'lb_upstream_errors_total', 'dead', { reason: 'connect' }) ?? 0) > 0, 'a target refused connections')
+  t.equal(ofTarget(text, 'lb_requests_total', 'b', { code_class: '5xx' }), 2, 'b answered 500 until ejected')
+  t.ok((sampleValue(text, 'lb_health_checks_total', { target: 'dead', type: 'http', result: 'failure' }) ?? 0) > 0, 'checks failed')
+  t.equal(sampleValue(text, 'lb_health_transitions_total', { target: 'dead', to: 'unhealthy' }), 1)
+  t.equal(ofTarget(text, 'lb_ejections_total', 'b'), 1, 'b was ejected')
+  t.ok((sampleValue(text, 'lb_affinity_total', { pool: 'main', result: 'miss' }) ?? 0) > 0, 'affinity counted')
+  t.ok((ofTarget(text, 'lb_request_duration_seconds_count', 'a') ?? 0) > 0, 'latency observed')
+  const result = await promtoolCheck(promtool, text)
+  t.equal(result.output, '', 'promtool reports nothing')
+  t.equal(result.code, 0, 'promtool exits 0')
+
+  // promtool is not lenient: an exposition with a problem fails.
+  const broken = await promtoolCheck(promtool, '# HELP x_total a counter\n# TYPE x_total gauge\nx_total 1\n')
+  t.not(broken.code, 0, 'a gauge named _total is refused')
+})

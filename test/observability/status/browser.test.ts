@@ -1,0 +1,66 @@
+import { test } from 'tap'
+import { chromium, type Page } from 'playwright-core'
+import { requireProgram } from '../../helpers/external'
+import { observed } from '../metrics/fixtures'
+
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync']
+
+/** Runs in the page, where the DOM has it. */
+declare const getComputedStyle: (element: unknown) => { backgroundColor: string }
+
+/** The computed background colour of a target's row. */
+async function rowColour (page: Page, id: string): Promise<string> {
+  return page.locator(`tr[data-target="${id}"]`).evaluate((row) => getComputedStyle(row).backgroundColor)
+}
+
+test('a real Chromium shows every pool and target, and a target that goes down changes colour after the page reloads itself', async (t) => {
+  const executablePath = requireProgram(t, 'chromium', 'Chromium')
+  if (executablePath === null) return
+  const o = await observed(t, ['a', 'b'], {
+    healthCheck: { interval: 30, jitter: 0, timeout: 500, unhealthyThreshold: 1, healthyThreshold: 1 }
+  }, {
+    pools: { orders: { targets: [{ url: 'http://127.0.0.1:9', id: 'legacy' }], algorithm: 'random' } },
+    status: { refreshSeconds: 1 }
+  })
+  const { ups, gw } = o
+  const server = await chromium.launchServer({ executablePath, args: ARGS })
+  const pid = server.process().pid
+  t.teardown(async () => {
+    await server.close()
+    // close() ends the browser; if it did not, its PID goes.
+    if (pid !== undefined && server.process().exitCode === null) process.kill(pid, 'SIGKILL')
+  })
+  const browser = await chromium.connect(server.wsEndpoint())
+  const page = await browser.newPage()
+  const requested: string[] = []
+  page.on('request', (request) => requested.push(request.url()))
+  let loads = 0
+  page.on('load', () => { loads++ })
+
+  const url = gw.url + '/lb/status'
+  await page.goto(url)
+  t.same(await page.locator('section').evaluateAll((s) => s.map((x) => x.getAttribute('data-pool'))), ['main', 'orders'], 'a section per pool')
+  t.same(await page.locator('h2').allInnerTexts(), [
+    'main round-robin · 2 of 2 eligible · 0 in flight · 0 without target · 0 retries (0 succeeded, 0 refused)',
+    'orders random · 1 of 1 eligible · 0 in flight · 0 without target · 0 retries (0 succeeded, 0 refused)'
+  ])
+  t.same(await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-target') ?? ''}:${r.getAttribute('data-state') ?? ''}`)),
+    ['a:healthy', 'b:healthy', 'legacy:healthy'], 'a row per target')
+  t.ok((await page.locator('tr[data-target="b"]').innerText()).includes(ups[1].url), 'the URL shows')
+  const healthy = await rowColour(page, 'b')
+  t.equal(healthy, 'rgb(218, 251, 225)', 'healthy is green')
+  t.equal(await rowColour(page, 'a'), healthy)
+
+  await ups[1].stop()
+  // Nothing but the page's own reload can show the change.
+  await page.locator('tr[data-target="b"][data-state="unhealthy"]').waitFor({ timeout: 15_000 })
+  t.ok(loads >= 2, 'the page reloaded itself')
+  const down = await rowColour(page, 'b')
+  t.equal(down, 'rgb(255, 235, 233)', 'unhealthy is red')
+  t.not(down, healthy)
+  t.equal(await rowColour(page, 'a'), healthy, 'a stays green')
+  t.match(await page.locator('tr[data-target="b"]').innerText(), /\bfailed \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ connection refused\b/, 'the failed check shows, when and why')
+  t.same([...new Set(requested)], [url], 'the page loads nothing but itself')
+  await browser.close()
+})
