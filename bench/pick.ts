@@ -49,7 +49,7 @@ function naive (): Balancer {
   return {
     update (targets) { all = targets },
     pick () {
-      const eligible = all.filter((t) => t.eligible)
+      const eligible = all.filter((t) => t.enabled)
       if (eligible.length === 0) return undefined
       return eligible[next++ % eligible.length]
     }

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedAffinity } from './options'
 import { readCookie } from '../balancers/hash/keys'
 import type { Pool } from '../pool/pool'
+import { mayServePinned } from '../pool/serving'
 import type { Target } from '../pool/target'
 
 /**
@@ -307,7 +308,7 @@ export class Affinity {
       this.eligibleSet = new Set(eligible)
       this.eligibleSeen = eligible
     }
-    return this.eligibleSet.has(target) || (target.draining && this.pool.serving(target))
+    return this.eligibleSet.has(target) || mayServePinned(target)
   }
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { MembershipChange, Pool } from '../pool/pool'
+import { mayBePicked } from '../pool/serving'
 import type { Target } from '../pool/target'
 import type { HealthWatcher } from './monitor'
 import type { ResolvedHealthCheck } from './options'
@@ -87,7 +88,7 @@ export class PoolHealth implements HealthWatcher {
   }
 
   private readonly onPanic = (panic: boolean): void => {
-    const line = { pool: this.pool.name, healthy: this.pool.targets.filter((t) => t.healthy && t.ejectedUntil === 0 && !t.draining).length, targets: this.pool.targets.length }
+    const line = { pool: this.pool.name, healthy: this.pool.targets.filter(mayBePicked).length, targets: this.pool.targets.length }
     if (panic) this.registry.log?.warn(line, 'fastify-lb: too few healthy targets, routing over all of them (panic)')
     else this.registry.log?.info(line, 'fastify-lb: enough healthy targets again, panic ends')
   }

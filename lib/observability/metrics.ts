@@ -4,6 +4,7 @@ import type { HealthRegistry } from '../health/registry'
 import { HistogramSeries, LiveHistogram, liveMetric, type Emit, type Labels } from './live-metrics'
 import type { MetricsRegistry, ResolvedMetricsOptions } from './options'
 import type { FailureKind, MembershipChange, Pool, RetryCounts } from '../pool/pool'
+import { passesHealth } from '../pool/serving'
 import type { Target } from '../pool/target'
 
 /**
@@ -152,7 +153,7 @@ export class LbMetrics {
     this.bounds = options.buckets
     const p = options.prefix
     const names = ['requests_total', 'request_duration_seconds', 'in_flight_requests', 'target_healthy', 'target_weight',
-      'upstream_errors_total', 'retries_total', 'no_target_total', 'health_checks_total', 'health_transitions_total',
+      'target_enabled', 'upstream_errors_total', 'retries_total', 'no_target_total', 'health_checks_total', 'health_transitions_total',
       'ejections_total', 'affinity_total']
     for (const name of names) {
       if (registry.getSingleMetric(p + name) !== undefined) {
@@ -176,9 +177,10 @@ export class LbMetrics {
       ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.inFlight)))
     liveMetric('gauge', registry, p + 'target_healthy', '1 when the target passes its health checks and is not ejected, else 0.',
       ['pool', 'target'], perTarget((emit, s) => {
-        const t = s.current
-        emit(s.labels, t.healthy && t.ejectedUntil === 0 ? 1 : 0)
+        emit(s.labels, passesHealth(s.current) ? 1 : 0)
       }))
+    liveMetric('gauge', registry, p + 'target_enabled', '1 unless the target is disabled for maintenance (pool.disable), else 0.',
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.enabled ? 1 : 0)))
     liveMetric('gauge', registry, p + 'target_weight', 'The weight balancing uses for the target now (below the configured one during slow start).',
       ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.effectiveWeight)))
     liveMetric('counter', registry, p + 'upstream_errors_total', 'Tries that got no answer from a target, by reason (connect, timeout, reset, queue: no connection to it within the timeout).',

@@ -66,6 +66,7 @@ tr.state-healthy{background:#dafbe1}tr.state-healthy .badge{background:#1a7f37;c
 tr.state-slow-start{background:#ddf4ff}tr.state-slow-start .badge{background:#0969da;color:#fff}
 tr.state-ejected{background:#fff8c5}tr.state-ejected .badge{background:#9a6700;color:#fff}
 tr.state-unhealthy{background:#ffebe9}tr.state-unhealthy .badge{background:#cf222e;color:#fff}
+tr.state-disabled{background:#f6f8fa}tr.state-disabled .badge{background:#818b98;color:#fff}
 tr.state-draining{background:#eff2f5}tr.state-draining .badge{background:#59636e;color:#fff}
 `
 
@@ -106,6 +107,6 @@ export function renderStatusPage (report: StatusReport, refreshSeconds: number):
     '<meta name="viewport" content="width=device-width,initial-scale=1">' + refresh +
     `<title>Load balancer status</title><style>${STYLE}</style></head><body>` +
     `<h1>Load balancer status</h1><p class="meta">${escape(time(report.generatedAt))}${every} · <a href="?format=json">JSON</a></p>` +
-    '<p class="legend">States: healthy, slow-start (weight ramping up), ejected (outlier detection), unhealthy (health checks), draining (leaving).</p>' +
+    '<p class="legend">States: healthy, slow-start (weight ramping up), ejected (outlier detection), unhealthy (health checks), disabled (maintenance: pool.disable), draining (leaving).</p>' +
     pools + '</body></html>'
 }

@@ -14,7 +14,7 @@ const targetSchema = {
   properties: {
     id: { type: 'string' },
     url: { type: 'string' },
-    state: { type: 'string', enum: ['healthy', 'slow-start', 'ejected', 'unhealthy', 'draining'] },
+    state: { type: 'string', enum: ['healthy', 'slow-start', 'ejected', 'unhealthy', 'disabled', 'draining'] },
     eligible: { type: 'boolean' },
     weight: { type: 'number' },
     effectiveWeight: { type: 'number' },

@@ -8,6 +8,7 @@ import { invalidOption } from '../errors'
 import { readHashKey } from '../balancers/hash/keys'
 import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type ResolvedTarget, type TargetInput } from '../options/resolve'
 import { RetryBudget } from '../forward/retry-budget'
+import { mayBePicked, mayBePickedInPanic } from './serving'
 import { Target } from './target'
 
 /**
@@ -252,6 +253,29 @@ export class Pool extends EventEmitter {
     return this.drain(id)
   }
 
+  /**
+   * Maintenance: the target stays in the pool, keeps its health state and
+   * in-flight requests, and takes no new picks until enable(id). Clients that
+   * affinity pins to it move to another target, unless `keepSticky` keeps them
+   * with it (HAProxy's drain state without the leaving).
+   */
+  disable (id: string, options: { keepSticky?: boolean } = {}): void {
+    const target = this.require(id, 'disable(id)')
+    const keepSticky = options.keepSticky ?? false
+    if (typeof keepSticky !== 'boolean') throw invalidOption(this.name, `disable(${id}).keepSticky`, keepSticky, 'must be a boolean')
+    target.enabled = false
+    target.keepSticky = keepSticky
+    this.batch(() => this.changed(target))
+  }
+
+  /** Ends maintenance: the target takes picks again, as its health allows. */
+  enable (id: string): void {
+    const target = this.require(id, 'enable(id)')
+    target.enabled = true
+    target.keepSticky = false
+    this.batch(() => this.changed(target))
+  }
+
   /** Changes a target's weight; balancers see it at once. */
   setWeight (id: string, weight: number): void {
     const target = this.require(id, 'setWeight(id)')
@@ -453,22 +477,13 @@ export class Pool extends EventEmitter {
   }
 
   /** Whether new requests may be sent to target. */
-  /** Whether a target is switched on, passes its checks and is not ejected: it may serve, draining aside. */
-  serving (target: Target): boolean {
-    return target.eligible && target.healthy && target.ejectedUntil === 0
-  }
-
-  protected usable (target: Target): boolean {
-    return this.serving(target) && !target.draining
-  }
-
-  /** Whether `usable` of the targets that are switched on and not draining fall below the panic threshold. */
-  private inPanic (usable: number): boolean {
+  /** Whether `pickable` of the targets that are switched on and staying fall below the panic threshold. */
+  private inPanic (pickable: number): boolean {
     const threshold = this.options.panicThreshold
     if (threshold === 0) return false
     let live = 0
-    for (const t of this.members) if (t.eligible && !t.draining) live++
-    return live > 0 && usable < threshold * live
+    for (const t of this.members) if (mayBePickedInPanic(t)) live++
+    return live > 0 && pickable < threshold * live
   }
 
   private flush (): void {
@@ -476,10 +491,10 @@ export class Pool extends EventEmitter {
     if (change === null) return
     this.pendingChange = null
     this.settle()
-    let eligible = this.members.filter((t) => this.usable(t))
-    // Envoy's panic mode: with too few usable targets, spreading over all beats overloading the few.
+    let eligible = this.members.filter(mayBePicked)
+    // Envoy's panic mode: with too few healthy targets, spreading over all beats overloading the few.
     const panic = this.inPanic(eligible.length)
-    if (panic) eligible = this.members.filter((t) => t.eligible && !t.draining)
+    if (panic) eligible = this.members.filter(mayBePickedInPanic)
     this.eligibleTargets = eligible
     this.balancer.update(eligible)
     this.fallback?.update(eligible)

@@ -9,7 +9,7 @@ export interface LbTarget {
 }
 
 /** What the status page and metrics report for a target, most severe first. */
-export type TargetState = 'draining' | 'unhealthy' | 'ejected' | 'slow-start' | 'healthy'
+export type TargetState = 'draining' | 'disabled' | 'unhealthy' | 'ejected' | 'slow-start' | 'healthy'
 
 /** The last active health check of a target. */
 export interface LastCheck {
@@ -53,8 +53,10 @@ export class Target implements LbTarget {
   ewmaMs = DEFAULT_LATENCY_MS
   ewmaStamp = 0
 
-  /** A switch of its own: false keeps the target out of picks whatever its health, ejection or drain state say. */
-  eligible = true
+  /** Maintenance switch (pool.disable / pool.enable): a disabled target stays in the pool and takes no new picks. */
+  enabled = true
+  /** While disabled: whether clients that affinity pins to it stay with it (else they move). */
+  keepSticky = false
   /** Draining: no new picks except sticky clients; leaves the pool when idle. */
   draining = false
   /** Active health checks say it is up (true until a check says otherwise, unless configured). */
@@ -119,6 +121,7 @@ export class Target implements LbTarget {
 
   get state (): TargetState {
     if (this.draining) return 'draining'
+    if (!this.enabled) return 'disabled'
     if (!this.healthy) return 'unhealthy'
     if (this.ejectedUntil !== 0) return 'ejected'
     if (this.slowStartUntil !== 0) return 'slow-start'

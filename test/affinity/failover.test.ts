@@ -44,8 +44,7 @@ test('a target taken out by health checks is not tried: its clients are reassign
   t.same(await sequence(alice, gw.url + '/x', 2), ['a', 'a'])
   const a = pool.get('a')
   if (a === undefined) throw new Error('target a expected')
-  a.eligible = false
-  pool.refresh(a)
+  pool.disable('a')
   const hitsBefore = ups[0].hits
   const moved = await alice.send(gw.url + '/x')
   t.equal(moved.status, 200)
@@ -54,8 +53,7 @@ test('a target taken out by health checks is not tried: its clients are reassign
   t.equal(pinnedTo(alice), moved.servedBy)
   t.same(results.slice(-1), ['reassigned'])
 
-  a.eligible = true
-  pool.refresh(a)
+  pool.enable('a')
   t.same(await sequence(alice, gw.url + '/x', 5), Array(5).fill(moved.servedBy), 'no flapping back when it recovers')
 })
 
@@ -90,8 +88,7 @@ test('strict: a pinned target that is down answers 503 and keeps the client for 
   const cookie = alice.cookies.get('lb_main')
   const a = pool.get('a')
   if (a === undefined) throw new Error('target a expected')
-  a.eligible = false
-  pool.refresh(a)
+  pool.disable('a')
   const refused = await alice.send(gw.url + '/x')
   t.equal(refused.status, 503)
   t.equal(refused.headers['retry-after'], '5')
@@ -103,8 +100,7 @@ test('strict: a pinned target that is down answers 503 and keeps the client for 
   t.equal(ups[1].hits, 0, 'nothing went to the other target')
   t.equal(pool.noTarget, 1, 'counted as a request without a target')
 
-  a.eligible = true
-  pool.refresh(a)
+  pool.enable('a')
   t.equal((await alice.send(gw.url + '/x')).servedBy, 'a')
   t.equal(alice.cookies.get('lb_main'), cookie)
   // A new client is balanced as usual, strict or not.

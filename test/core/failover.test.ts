@@ -56,8 +56,7 @@ test('no eligible target: 503 with Retry-After', async (t) => {
   const client = new Client()
   t.teardown(async () => { await client.close(); await gw.close(); await ups[0].stop() })
   const pool = gw.app.lb.pool('main')
-  pool.get('a')!.eligible = false
-  pool.refresh(pool.get('a'))
+  pool.disable('a')
   const res = await client.send(gw.url + '/x')
   t.equal(res.status, 503)
   t.equal(res.headers['retry-after'], '5')
