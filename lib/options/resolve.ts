@@ -1,8 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import { algorithms, type AlgorithmName } from '../balancers/index'
+import { DEFAULT_TABLE_SIZE, isPrime } from '../balancers/hash/maglev'
+import { DEFAULT_POINTS_PER_WEIGHT } from '../balancers/hash/ring'
 import { invalidOption } from '../errors'
-import { checkBoolean, checkInteger, checkNumber, checkRecord, isRecord } from './validate'
+import { checkBoolean, checkInteger, checkNumber, checkRecord, checkWeight, isRecord } from './validate'
 import { resolveAffinity, type AffinityOptions, type ResolvedAffinity } from '../affinity/options'
 import {
   resolveHealthCheck, resolveOutlierDetection, resolvePanicThreshold, resolveSlowStart,
@@ -204,10 +206,7 @@ export function resolveTarget (pool: string, field: string, input: unknown): Res
   if (url.length > MAX_URL_LENGTH) {
     throw invalidOption(pool, `${field}.url`, raw, `must be at most ${MAX_URL_LENGTH} characters long, also once percent-encoded`)
   }
-  const weight = spec.weight === undefined ? 1 : spec.weight
-  if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000) {
-    throw invalidOption(pool, `${field}.weight`, weight, 'must be a positive integer (at most 1000000)')
-  }
+  const weight = checkWeight(pool, `${field}.weight`, spec.weight === undefined ? 1 : spec.weight)
   const id = spec.id === undefined ? deriveTargetId(url) : spec.id
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
     throw invalidOption(pool, `${field}.id`, id, 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -')
@@ -284,19 +283,13 @@ function resolveRetry (pool: string, value: unknown): ResolvedRetry {
   }
 }
 
-function isPrime (n: number): boolean {
-  if (n < 2) return false
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false
-  return true
-}
-
 /** Validates one pool's options and fills in the defaults. Throws FST_LB_INVALID_OPTION. */
 export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolOptions {
   const value = checkRecord(name, '(pool)', input, POOL_KEYS, 'pool', 'must be an object of pool options')
   const algorithm = checkAlgorithm(name, 'algorithm', value.algorithm ?? DEFAULT_ALGORITHM)
   const hashFallback = checkAlgorithm(name, 'hashFallback', value.hashFallback ?? 'round-robin')
   if (HASHING.has(hashFallback)) throw invalidOption(name, 'hashFallback', hashFallback, 'must not itself need a hash key')
-  const tableSize = checkInteger(name, 'tableSize', value.tableSize ?? 65537, 1, 10_000_019)
+  const tableSize = checkInteger(name, 'tableSize', value.tableSize ?? DEFAULT_TABLE_SIZE, 1, 10_000_019)
   if (!isPrime(tableSize)) throw invalidOption(name, 'tableSize', tableSize, 'must be a prime number')
   const balanceFactor = value.balanceFactor ?? 0
   if (balanceFactor !== 0) checkNumber(name, 'balanceFactor', balanceFactor, 1, 100)
@@ -307,7 +300,7 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     hashKey: resolveHashKey(name, value.hashKey),
     hashFallback,
     balanceFactor: balanceFactor as number,
-    pointsPerWeight: checkInteger(name, 'pointsPerWeight', value.pointsPerWeight ?? 160, 1, 10_000),
+    pointsPerWeight: checkInteger(name, 'pointsPerWeight', value.pointsPerWeight ?? DEFAULT_POINTS_PER_WEIGHT, 1, 10_000),
     tableSize,
     timeout: checkInteger(name, 'timeout', value.timeout ?? 30_000, 1, 3_600_000),
     sendTimeout: checkInteger(name, 'sendTimeout', value.sendTimeout ?? 60_000, 1, 3_600_000),

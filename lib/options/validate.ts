@@ -46,3 +46,14 @@ export function checkBoolean (pool: string, field: string, value: unknown, fallb
   if (typeof value !== 'boolean') throw invalidOption(pool, field, value, 'must be a boolean')
   return value
 }
+
+/** The largest weight a target may have: enough for any ratio, small enough for rings and tables to stay bounded. */
+export const MAX_WEIGHT = 1_000_000
+
+/** A target's weight: a positive integer up to MAX_WEIGHT (option, runtime API and discovery alike). */
+export function checkWeight (pool: string, field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_WEIGHT) {
+    throw invalidOption(pool, field, value, `must be a positive integer (at most ${MAX_WEIGHT})`)
+  }
+  return value
+}

@@ -8,6 +8,7 @@ import { invalidOption } from '../errors'
 import { readHashKey } from '../balancers/hash/keys'
 import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type ResolvedTarget, type TargetInput } from '../options/resolve'
 import { RetryBudget } from '../forward/retry-budget'
+import { checkWeight } from '../options/validate'
 import { mayBePicked, mayBePickedInPanic } from './serving'
 import { Target } from './target'
 
@@ -279,9 +280,7 @@ export class Pool extends EventEmitter {
   /** Changes a target's weight; balancers see it at once. */
   setWeight (id: string, weight: number): void {
     const target = this.require(id, 'setWeight(id)')
-    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000) {
-      throw invalidOption(this.name, `setWeight(${id}).weight`, weight, 'must be a positive integer (at most 1000000)')
-    }
+    checkWeight(this.name, `setWeight(${id}).weight`, weight)
     const ratio = target.effectiveWeight / target.weight
     target.weight = weight
     target.effectiveWeight = weight * ratio

@@ -8,7 +8,8 @@ export const DEFAULT_TABLE_SIZE = 65537
 const OFFSET_SEED = 0x9e3779b9
 const SKIP_SEED = 0x85ebca6b
 
-function isPrime (n: number): boolean {
+/** Maglev's table size must be prime for every target's permutation to reach every entry. */
+export function isPrime (n: number): boolean {
   if (!Number.isInteger(n) || n < 2) return false
   for (let d = 2; d * d <= n; d++) {
     if (n % d === 0) return false

@@ -2,12 +2,10 @@ import { isIP } from 'node:net'
 import type { Agent } from 'undici'
 import { resolveTarget, type ResolvedTarget } from '../../options/resolve'
 import { registryAgent, requestJson } from './http'
-import { isRecord } from '../../options/validate'
+import { isRecord, MAX_WEIGHT } from '../../options/validate'
 import type { ResolvedConsulDiscovery } from '../options'
 import { RefreshingProvider } from './base'
 import { messageOf } from '../provider'
-
-const MAX_WEIGHT = 1_000_000
 
 function positiveInteger (value: unknown): number | undefined {
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value

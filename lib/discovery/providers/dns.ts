@@ -1,6 +1,7 @@
 import { Resolver } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { resolveTarget, type ResolvedTarget } from '../../options/resolve'
+import { MAX_WEIGHT } from '../../options/validate'
 import type { ResolvedDnsDiscovery } from '../options'
 import { RefreshingProvider } from './base'
 import { messageOf } from '../provider'
@@ -119,7 +120,7 @@ export class DnsProvider extends RefreshingProvider {
       urls.add(url)
       ttl = Math.min(ttl, e.ttl)
       try {
-        targets.push(resolveTarget(this.pool, 'discovery', { url, weight: Math.min(e.weight, 1_000_000) }))
+        targets.push(resolveTarget(this.pool, 'discovery', { url, weight: Math.min(e.weight, MAX_WEIGHT) }))
       } catch (err) {
         this.warn(`left out a DNS answer for ${this.options.name}: ${messageOf(err)}`)
       }
