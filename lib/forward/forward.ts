@@ -10,6 +10,7 @@ import type { Target } from '../pool/target'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
 import { rawBodyOf } from './request-body'
+import { decideRetry } from './retry-decision'
 
 /** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
 export const RETRY_AFTER_SECONDS = 5
@@ -121,24 +122,19 @@ export class Exchange implements TryOwner {
    * answer, is dropped before the next try is sent.
    */
   private retryOn (reason: FailureKind | number, budgeted: boolean, answer?: UpstreamResponse): boolean {
-    if (!this.replayable()) return false
     const retry = this.pool.options.retry
     const counts = this.pool.retries
-    if (budgeted) {
-      if (!retry.methods.has(this.request.method)) return false
-      if (this.retries >= retry.attempts) {
-        // attempts 0 (retry: false) wants no retry at all: nothing was refused.
-        if (retry.attempts > 0) counts.limit_exceeded++
-        return false
-      }
-    }
-    const next = this.another()
-    if (next === undefined) return false
-    // The budget is asked last, so a retry with nowhere to go spends nothing.
-    if (budgeted && !this.pool.retryBudget.withdraw()) {
-      counts.budget_exhausted++
-      return false
-    }
+    let next: Target | undefined
+    const verdict = decideRetry(
+      { budgeted, replayable: this.replayable(), method: this.request.method, retries: this.retries },
+      retry,
+      () => (next = this.another()) !== undefined,
+      () => this.pool.retryBudget.withdraw()
+    )
+    // attempts 0 (retry: false) wants no retry at all: nothing was refused.
+    if (verdict === 'attempts' && retry.attempts > 0) counts.limit_exceeded++
+    else if (verdict === 'budget') counts.budget_exhausted++
+    if (verdict !== 'retry' || next === undefined) return false
     if (answer !== undefined) {
       // reply-from already copied this answer's headers; the next try brings its own.
       this.discard(answer)
