@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import type { FastifyReply } from 'fastify'
 import { redactUrl } from './options/redact'
 
 /** A pool option (or a runtime change to a pool) is invalid: names the pool, the field and the value. */
@@ -48,3 +49,22 @@ export function invalidOption (pool: string, field: string, value: unknown, why:
 
 /** Codes of the answers the gateway itself gives to clients. */
 export type ClientErrorCode = 'FST_LB_NO_TARGET' | 'FST_LB_BAD_GATEWAY' | 'FST_LB_GATEWAY_TIMEOUT' | 'FST_LB_BAD_PATH' | 'FST_LB_UPGRADE_UNSUPPORTED'
+
+/** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
+export const RETRY_AFTER_SECONDS = 5
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+
+/**
+ * Answers a client on the gateway's own behalf. The body names the pool and
+ * never an upstream address, whatever the error handler of the gateway does.
+ */
+export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
+  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+  reply.code(statusCode).type('application/json; charset=utf-8').send({
+    statusCode,
+    code,
+    error: STATUS_TEXT[statusCode],
+    message
+  })
+}

@@ -4,16 +4,13 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { affinityOf } from '../affinity/affinity'
 import { sendWith } from './dispatcher'
 import { classifyFailure } from './failure'
-import type { ClientErrorCode } from '../errors'
+import { sendError } from '../errors'
 import type { FailureKind, Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
 import { rawBodyOf } from './request-body'
 import { decideRetry } from './retry-decision'
-
-/** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
-export const RETRY_AFTER_SECONDS = 5
 
 export const kExchange = Symbol('fastify-lb.exchange')
 export const kPool = Symbol('fastify-lb.pool')
@@ -32,22 +29,6 @@ export interface UpstreamResponse {
   statusCode: number
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>
   stream: Try | (Stream & { destroy: () => void })
-}
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
-
-/**
- * Answers a client on the gateway's own behalf. The body names the pool and
- * never an upstream address, whatever the error handler of the gateway does.
- */
-export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
-  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
-  reply.code(statusCode).type('application/json; charset=utf-8').send({
-    statusCode,
-    code,
-    error: STATUS_TEXT[statusCode],
-    message
-  })
 }
 
 function timedOut (pool: Pool): string {
