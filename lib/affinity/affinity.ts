@@ -2,7 +2,6 @@ import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedAffinity } from './options'
 import { readCookie } from '../balancers/hash/keys'
-import type { Pool } from '../pool/pool'
 import { mayServePinned } from '../pool/serving'
 import type { Target } from '../pool/target'
 
@@ -101,6 +100,18 @@ interface Issued {
 }
 
 /**
+ * What affinity needs of the pool that owns it: declared here, so that the
+ * pool, which creates its affinity, and the affinity do not import each other.
+ */
+export interface AffinityPool {
+  readonly eligible: readonly Target[]
+  get: (id: string) => Target | undefined
+  pick: (request: FastifyRequest) => Target | undefined
+  listenerCount: (event: 'affinity') => number
+  emit: (event: 'affinity', result: AffinityResult) => boolean
+}
+
+/**
  * Signed-cookie affinity of one pool. The cookie holds the target id, an
  * optional expiry and an HMAC: the gateway keeps nothing per client, and any
  * replica with the same secret reads it. Verifying costs one HMAC per cookie
@@ -134,7 +145,7 @@ export class Affinity {
    */
   private readonly verifiedOn = new WeakMap<object, { value: string, keyIndex: number }>()
 
-  constructor (readonly pool: Pool, readonly options: ResolvedAffinity) {
+  constructor (readonly pool: AffinityPool, readonly options: ResolvedAffinity) {
     this.attributes = [cookieAttributes(options, options.secure === true), cookieAttributes(options, options.secure !== false)]
     this.prefix = `${options.cookie}=`
   }
@@ -310,18 +321,4 @@ export class Affinity {
     }
     return this.eligibleSet.has(target) || mayServePinned(target)
   }
-}
-
-const byPool = new WeakMap<Pool, Affinity>()
-
-/** The affinity of a pool, made on first use; null for a pool without the `affinity` option. */
-export function affinityOf (pool: Pool): Affinity | null {
-  const options = pool.options.affinity
-  if (options === null) return null
-  let affinity = byPool.get(pool)
-  if (affinity === undefined) {
-    affinity = new Affinity(pool, options)
-    byPool.set(pool, affinity)
-  }
-  return affinity
 }

@@ -1,7 +1,6 @@
 import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { affinityOf } from '../affinity/affinity'
 import { sendWith } from './dispatcher'
 import { classifyFailure } from './failure'
 import { sendError } from '../errors'
@@ -89,7 +88,7 @@ export class Exchange implements TryOwner {
 
   /** The target of the next try; none for a client that strict affinity pins to the one that failed. */
   private another (): Target | undefined {
-    if (affinityOf(this.pool)?.holds(this.request) === true) return undefined
+    if (this.pool.affinity?.holds(this.request) === true) return undefined
     return this.pool.pickAnother(this.request, this.tried)
   }
 
@@ -209,7 +208,7 @@ export class Exchange implements TryOwner {
       // A retried request got an answer that retrying is not for: the retries paid off.
       this.pool.retries.succeeded++
     }
-    const affinity = affinityOf(this.pool)
+    const affinity = this.pool.affinity
     if (affinity !== null) {
       // The cookie's name is the gateway's: an upstream's cookie of that name must not replace it. After failover
       // the cookie follows the client to the target that answered, and setting it keeps it the only one of its name.

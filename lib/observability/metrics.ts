@@ -1,4 +1,4 @@
-import { affinityOf, type Affinity } from '../affinity/affinity'
+import type { Affinity } from '../affinity/affinity'
 import { invalidOption } from '../errors'
 import type { HealthRegistry } from '../health/registry'
 import { HistogramSeries, LiveHistogram, liveMetric, type Emit, type Labels } from './live-metrics'
@@ -85,7 +85,7 @@ class PoolSeries {
   constructor (readonly pool: Pool) {
     const name = pool.name
     this.labels = { pool: name }
-    this.affinity = affinityOf(pool)
+    this.affinity = pool.affinity
     this.affinityLabels = AFFINITY_RESULTS.map((r) => ({ pool: name, result: r }))
     this.retryLabels = RETRY_RESULTS.map((r) => ({ pool: name, result: r }))
   }

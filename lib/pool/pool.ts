@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
+import { Affinity } from '../affinity/affinity'
 import { algorithms } from '../balancers/index'
 import type { Balancer, PickContext } from '../balancers/balancer'
 import { Deadlines } from '../forward/deadlines'
@@ -89,7 +90,9 @@ export class Pool extends EventEmitter {
   /** Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
   readonly deadlines: Deadlines
   /** The reply-from options of this pool's tries, built once by the plugin. */
-  fromOptions: FastifyReplyFromHooks = {}
+  readonly fromOptions: FastifyReplyFromHooks
+  /** The pool's cookie affinity; null without the `affinity` option. */
+  readonly affinity: Affinity | null
 
   /** Sorted by id and free of departed targets only after settle(): see `targets`. */
   private members: Target[] = []
@@ -116,12 +119,14 @@ export class Pool extends EventEmitter {
   /** Who waits for a draining target to leave (drain() and remove() promises). */
   private readonly drains = new Map<Target, Array<() => void>>()
 
-  constructor (options: ResolvedPoolOptions) {
+  constructor (options: ResolvedPoolOptions, fromOptions: FastifyReplyFromHooks = {}) {
     super()
+    this.fromOptions = fromOptions
     this.name = options.name
     this.options = options
     this.retryBudget = new RetryBudget(options.retry.budgetPercent, options.retry.minRetriesPerSecond)
     this.deadlines = new Deadlines(options.timeout)
+    this.affinity = options.affinity === null ? null : new Affinity(this, options.affinity)
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,
       balanceFactor: options.balanceFactor,

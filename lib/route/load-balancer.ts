@@ -1,10 +1,9 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type { Registry, RegistryContentType } from 'prom-client'
-import { affinityOf } from '../affinity/affinity'
 import { describeValue, invalidOption, UnknownPoolError } from '../errors'
 import { forward, kPool, sendNoTarget } from '../forward/forward'
 import { buildFromOptions } from '../forward/from-options'
-import { resolvePoolOptions, type ResolvedLbOptions } from '../options/resolve'
+import { resolvePoolOptions, type ResolvedLbOptions, type ResolvedPoolOptions } from '../options/resolve'
 import { Pool } from '../pool/pool'
 import { HealthRegistry } from '../health/registry'
 import { readRawBody, restoreHeaders } from '../forward/request-body'
@@ -23,6 +22,11 @@ function prepend<T> (hook: T, existing: T | T[] | undefined): T[] {
 function append<T> (hook: T, existing: T | T[] | undefined): T[] {
   if (existing === undefined) return [hook]
   return Array.isArray(existing) ? [...existing, hook] : [existing, hook]
+}
+
+/** A pool with everything it needs from the start: its reply-from options, built once. */
+function newPool (spec: ResolvedPoolOptions): Pool {
+  return new Pool(spec, buildFromOptions(spec.timeout))
 }
 
 /** What the plugin decorates the instance with as `app.lb`. */
@@ -45,7 +49,7 @@ export class LoadBalancer {
 
   constructor (options: ResolvedLbOptions) {
     this.health = new HealthRegistry(options.tls)
-    for (const spec of options.pools.values()) this.addPool(new Pool(spec))
+    for (const spec of options.pools.values()) this.addPool(newPool(spec))
   }
 
   /** A pool by name (named in options, or an inline pool by its route URL); throws when there is none. */
@@ -67,7 +71,6 @@ export class LoadBalancer {
   }
 
   private addPool (pool: Pool): void {
-    pool.fromOptions = buildFromOptions(pool.options.timeout)
     this.pools.set(pool.name, pool)
     for (const listener of this.poolListeners) listener(pool)
   }
@@ -101,7 +104,7 @@ export class LoadBalancer {
     let name = route.url
     if (this.pools.has(name)) name = `${String(route.method)} ${route.url}`
     if (this.pools.has(name)) throw invalidOption(name, 'config.upstream', describeValue(route.url), 'a pool of this name exists already')
-    const pool = new Pool(resolvePoolOptions(name, upstream))
+    const pool = newPool(resolvePoolOptions(name, upstream))
     this.inline.set(upstream, pool)
     this.addPool(pool)
     return pool
@@ -110,7 +113,7 @@ export class LoadBalancer {
   private preHandlerOf (pool: Pool): PreHandler {
     let hook = this.preHandlers.get(pool)
     if (hook === undefined) {
-      const affinity = affinityOf(pool)
+      const affinity = pool.affinity
       hook = function pickTarget (request, reply, done) {
         // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
         const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)

@@ -1,6 +1,5 @@
 import { test, type Test } from 'tap'
 import { startUpstreams, type DemoUpstream } from '../helpers/demo-upstream'
-import { affinityOf } from '../../lib/affinity/affinity'
 import type { AffinityOptions } from '../../lib/affinity/options'
 import { CookieJar } from '../helpers/cookie-jar'
 import { Client, startGateway, type Gateway } from '../helpers/gateway'
@@ -23,7 +22,7 @@ async function replica (t: Test, ups: DemoUpstream[], order: number[], affinity:
 }
 
 function counts (gw: Gateway): unknown {
-  return affinityOf(gw.app.lb.pool('main'))?.counts
+  return gw.app.lb.pool('main').affinity?.counts
 }
 
 test('two replicas with the same secret honour each other\'s cookies, whatever their target order', async (t) => {
