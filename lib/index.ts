@@ -80,7 +80,7 @@ export type { LbOptions, PoolOptions, RetryOptions, TargetInput, HashKeySource }
 export type { LbTarget, Target } from './pool/target'
 export type { AffinityOptions } from './affinity/options'
 export type { AffinityCounts, AffinityResult } from './affinity/affinity'
-export type { Pool, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool/pool'
+export type { Pool, PoolEvents, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool/pool'
 export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } from './health/options'
 export type { HealthRegistry } from './health/registry'
 export type { CheckEvent, TransitionEvent } from './health/monitor'

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
-import { Affinity } from '../affinity/affinity'
+import { Affinity, type AffinityResult } from '../affinity/affinity'
+import type { DiscoveryEvent } from '../discovery/provider'
 import { algorithms } from '../balancers/index'
 import type { Balancer, PickContext } from '../balancers/balancer'
 import { Deadlines } from '../forward/deadlines'
@@ -41,6 +42,23 @@ export interface MembershipChange {
   updated: readonly Target[]
 }
 
+/** The events a pool emits, with their arguments (see docs/observability.md and docs/health.md). */
+export interface PoolEvents {
+  /** Members joined, left or changed weight, in one rebuild. */
+  change: [MembershipChange]
+  /** Panic mode began (true) or ended (false). */
+  panic: [boolean]
+  /** A try failed and the request goes on to `target`; `reason` is the failure or the status that asked for it. */
+  retry: [target: Target, reason: FailureKind | number]
+  /** What became of a request's affinity cookie. */
+  affinity: [AffinityResult]
+  /** Outlier detection ejected `target` until `until` (epoch ms). */
+  eject: [target: Target, until: number]
+  uneject: [Target]
+  /** A discovery provider refreshed, or failed to. */
+  discovery: [DiscoveryEvent]
+}
+
 const NO_TARGETS: readonly Target[] = []
 const NEEDS_IP = new Set(['ip-hash'])
 
@@ -72,7 +90,7 @@ function byId (a: Target, b: Target): number {
  * counters every try updates. Membership and eligibility changes rebuild the
  * balancer once; picking reads only what the rebuild prepared.
  */
-export class Pool extends EventEmitter {
+export class Pool extends EventEmitter<PoolEvents> {
   readonly name: string
   readonly options: ResolvedPoolOptions
   /** Sum of in-flight requests over all members. */
