@@ -27,7 +27,8 @@ export interface TransitionEvent {
 
 /** A pool's side of a monitor: told after each check, once the target's fields are up to date. */
 export interface HealthWatcher {
-  checked: (target: Target, ok: boolean, changed: boolean) => void
+  /** A check ended: `healthy` is the state it leaves, `lastCheck` the check itself. */
+  checked: (target: Target, ok: boolean, changed: boolean, healthy: boolean, lastCheck: LastCheck) => void
 }
 
 /** Where a monitor reports; the registry turns reports into events and log lines. */
@@ -133,11 +134,7 @@ export class Monitor {
     this.healthy = to
     // Scheduled before anyone is told, so a throwing listener cannot end the checks.
     if (!this.stopped) this.schedule(nextDelay(this.check.interval, this.check.jitter, durationMs))
-    for (const [target, watcher] of this.watchers) {
-      target.lastCheck = last
-      target.healthy = to
-      watcher.checked(target, ok, changed)
-    }
+    for (const [target, watcher] of this.watchers) watcher.checked(target, ok, changed, to, last)
     if (changed) {
       const reason = first
         ? (ok ? 'first check passed' : `first check failed: ${error}`)

@@ -79,12 +79,11 @@ export class OutlierDetector {
     if (state.endedAt !== 0) state.count = Math.max(0, state.count - Math.floor((now - state.endedAt) / base))
     state.count++
     const duration = ejectionMs(state.count, base, max)
-    target.ejectedUntil = now + duration
+    this.pool.setEjectedUntil(target, now + duration)
     this.ejectedNow++
     state.timer = setTimeout(() => this.uneject(target, 'ejection time over'), duration)
     state.timer.unref()
     this.log()?.warn({ pool: this.pool.name, target: target.id, ejectedMs: duration, ejections: state.count, consecutiveFailures: target.consecutiveFailures }, 'fastify-lb: target ejected')
-    this.pool.refresh(target)
     this.pool.emit('eject', target, target.ejectedUntil)
   }
 
@@ -95,11 +94,10 @@ export class OutlierDetector {
     if (state.timer !== null) clearTimeout(state.timer)
     state.timer = null
     state.endedAt = Date.now()
-    target.ejectedUntil = 0
     target.consecutiveFailures = 0
     this.ejectedNow--
     this.log()?.info({ pool: this.pool.name, target: target.id, reason }, 'fastify-lb: target returns from ejection')
-    this.pool.refresh(target)
+    this.pool.setEjectedUntil(target, 0)
     this.pool.emit('uneject', target)
   }
 
@@ -109,6 +107,7 @@ export class OutlierDetector {
     if (state === undefined) return
     if (state.timer !== null) clearTimeout(state.timer)
     if (target.ejectedUntil !== 0) this.ejectedNow--
+    // It has left the pool: no pickable set to rebuild.
     target.ejectedUntil = 0
     this.ejections.delete(target)
   }

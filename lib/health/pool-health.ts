@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { MembershipChange, Pool } from '../pool/pool'
 import { mayBePicked } from '../pool/serving'
-import type { Target } from '../pool/target'
+import type { LastCheck, Target } from '../pool/target'
 import type { HealthWatcher } from './monitor'
 import type { ResolvedHealthCheck } from './options'
 import { ejectionLimit, OutlierDetector } from './outlier'
@@ -14,7 +14,8 @@ import { SlowStart } from './slow-start'
  */
 export interface CheckRunner {
   readonly log: FastifyBaseLogger | null
-  watch: (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher) => void
+  /** Follows the shared monitor of the target's URL; returns its state now, which the target takes. */
+  watch: (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher) => { readonly healthy: boolean, readonly lastCheck: LastCheck | null }
   unwatch: (target: Target, check: ResolvedHealthCheck) => void
 }
 
@@ -35,7 +36,7 @@ export class PoolHealth implements HealthWatcher {
     const check = options.healthCheck
     if (check !== null) {
       pool.batch(() => {
-        for (const target of pool.targets) registry.watch(target, check, this)
+        for (const target of pool.targets) this.follow(target, check)
         pool.refresh()
       })
     }
@@ -48,14 +49,19 @@ export class PoolHealth implements HealthWatcher {
     pool.on('panic', this.onPanic)
   }
 
-  checked (target: Target, ok: boolean, changed: boolean): void {
+  private follow (target: Target, check: ResolvedHealthCheck): void {
+    const state = this.registry.watch(target, check, this)
+    this.pool.setHealth(target, state.healthy, state.lastCheck)
+  }
+
+  checked (target: Target, ok: boolean, changed: boolean, healthy: boolean, lastCheck: LastCheck): void {
     this.pool.batch(() => {
+      this.pool.setHealth(target, healthy, lastCheck)
       if (ok && target.ejectedUntil !== 0 && this.pool.options.outlierDetection?.unejectOnActiveCheck === true) {
         this.outlier?.uneject(target, 'active check passed')
       }
-      if (!changed) return
-      if (target.healthy && this.slowStart !== null) this.slowStart.begin(target)
-      else this.pool.refresh(target)
+      // A target that recovers ramps up again.
+      if (changed && healthy) this.slowStart?.begin(target)
     })
   }
 
@@ -74,8 +80,7 @@ export class PoolHealth implements HealthWatcher {
     this.pool.batch(() => {
       for (const target of change.added) {
         if (check !== null) {
-          this.registry.watch(target, check, this)
-          this.pool.refresh(target)
+          this.follow(target, check)
         }
         if (!firstTargets) this.slowStart?.begin(target)
       }

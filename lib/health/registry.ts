@@ -49,7 +49,7 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
   }
 
   /** Makes target follow the shared state of its URL under check, checking it from now on if nobody did. */
-  watch (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher): void {
+  watch (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher): Monitor {
     const key = target.url + '\n' + check.key
     let monitor = this.monitorsByKey.get(key)
     if (monitor === undefined) {
@@ -58,8 +58,7 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
       if (this.started && !this.closed) monitor.start()
     }
     monitor.watchers.set(target, watcher)
-    target.healthy = monitor.healthy
-    target.lastCheck = monitor.lastCheck
+    return monitor
   }
 
   /** Stops following; the last watcher of a URL stops its checks. */

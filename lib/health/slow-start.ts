@@ -30,14 +30,12 @@ export class SlowStart {
 
   begin (target: Target): void {
     if (this.closed) return
-    target.slowStartUntil = Date.now() + this.options.window
-    target.effectiveWeight = target.weight * this.options.minWeight
     this.ramping.add(target)
     if (this.timer === null) {
       this.timer = setInterval(this.advance, this.step)
       this.timer.unref()
     }
-    this.pool.refresh(target)
+    this.pool.setEffectiveWeight(target, target.weight * this.options.minWeight, Date.now() + this.options.window)
   }
 
   /** Stops ramping a target that left the pool. */
@@ -63,13 +61,11 @@ export class SlowStart {
     this.pool.batch(() => {
       for (const target of this.ramping) {
         if (now >= target.slowStartUntil) {
-          target.effectiveWeight = target.weight
-          target.slowStartUntil = 0
           this.ramping.delete(target)
+          this.pool.setEffectiveWeight(target, target.weight, 0)
         } else {
-          target.effectiveWeight = rampWeight(target.weight, minWeight, now - (target.slowStartUntil - window), window)
+          this.pool.setEffectiveWeight(target, rampWeight(target.weight, minWeight, now - (target.slowStartUntil - window), window), target.slowStartUntil)
         }
-        this.pool.refresh(target)
       }
     })
     if (this.ramping.size === 0) this.stopTimer()

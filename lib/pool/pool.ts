@@ -12,7 +12,7 @@ import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type ResolvedT
 import { RetryBudget } from '../forward/retry-budget'
 import { checkWeight } from '../options/validate'
 import { mayBePicked, mayBePickedInPanic } from './serving'
-import { Target } from './target'
+import { Target, type LastCheck } from './target'
 
 /**
  * How a try ended without an answer, for passive health and metrics. The
@@ -289,6 +289,31 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (typeof keepSticky !== 'boolean') throw invalidOption(this.name, `disable(${id}).keepSticky`, keepSticky, 'must be a boolean')
     target.enabled = false
     target.keepSticky = keepSticky
+    this.batch(() => this.changed(target))
+  }
+
+  /**
+   * Health state as the active checks see it (health/): the target follows
+   * the shared monitor of its URL; each change rebuilds the pickable set once.
+   */
+  setHealth (target: Target, healthy: boolean, lastCheck: LastCheck | null): void {
+    target.lastCheck = lastCheck
+    if (target.healthy === healthy) return
+    target.healthy = healthy
+    this.batch(() => this.changed(target))
+  }
+
+  /** Outlier detection's verdict: ejected until `until` (epoch ms), or back when 0. */
+  setEjectedUntil (target: Target, until: number): void {
+    if (target.ejectedUntil === until) return
+    target.ejectedUntil = until
+    this.batch(() => this.changed(target))
+  }
+
+  /** Slow start's ramp: the weight balancers use now, and when the ramp ends (0: not ramping). */
+  setEffectiveWeight (target: Target, weight: number, slowStartUntil: number): void {
+    target.effectiveWeight = weight
+    target.slowStartUntil = slowStartUntil
     this.batch(() => this.changed(target))
   }
 
