@@ -22,4 +22,26 @@ export const algorithms = {
 
 export type AlgorithmName = keyof typeof algorithms
 
+/** What an algorithm needs of a request besides the pool's targets. */
+export interface AlgorithmTraits {
+  /** A key read by the pool's hashKey; without one, hashFallback picks. */
+  readonly hashKey: boolean
+  /** The client's address (request.ip), whatever the hash key. */
+  readonly clientAddress: boolean
+}
+
+const NOTHING: AlgorithmTraits = { hashKey: false, clientAddress: false }
+
+/** The traits of every algorithm: what options and the pool ask instead of testing names. */
+export const traits: Readonly<Record<AlgorithmName, AlgorithmTraits>> = {
+  'round-robin': NOTHING,
+  'weighted-round-robin': NOTHING,
+  'least-connections': NOTHING,
+  'p2c-ewma': NOTHING,
+  random: NOTHING,
+  'ip-hash': { hashKey: false, clientAddress: true },
+  'consistent-hash': { hashKey: true, clientAddress: false },
+  maglev: { hashKey: true, clientAddress: false }
+}
+
 export type { Balancer, BalancerFactory, BalancerOptions, PickContext } from './balancer'

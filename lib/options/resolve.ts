@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
-import { algorithms, type AlgorithmName } from '../balancers/index'
+import { algorithms, traits, type AlgorithmName } from '../balancers/index'
 import { DEFAULT_TABLE_SIZE, isPrime } from '../balancers/hash/maglev'
 import { DEFAULT_POINTS_PER_WEIGHT } from '../balancers/hash/ring'
 import { invalidOption } from '../errors'
@@ -155,7 +155,6 @@ export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
 const DEFAULT_BUFFER_LIMIT = 64 * 1024
 /** Every try in flight may hold this much: larger answers are better streamed. */
 const MAX_BUFFER_LIMIT = 16 * 1024 * 1024
-const HASHING: ReadonlySet<AlgorithmName> = new Set<AlgorithmName>(['consistent-hash', 'maglev'])
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
 /**
  * The base path starts every request line sent to the target, and the URL is shown in logs and on the status
@@ -288,7 +287,7 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
   const value = checkRecord(name, '(pool)', input, POOL_KEYS, 'pool', 'must be an object of pool options')
   const algorithm = checkAlgorithm(name, 'algorithm', value.algorithm ?? DEFAULT_ALGORITHM)
   const hashFallback = checkAlgorithm(name, 'hashFallback', value.hashFallback ?? 'round-robin')
-  if (HASHING.has(hashFallback)) throw invalidOption(name, 'hashFallback', hashFallback, 'must not itself need a hash key')
+  if (traits[hashFallback].hashKey) throw invalidOption(name, 'hashFallback', hashFallback, 'must not itself need a hash key')
   const tableSize = checkInteger(name, 'tableSize', value.tableSize ?? DEFAULT_TABLE_SIZE, 1, 10_000_019)
   if (!isPrime(tableSize)) throw invalidOption(name, 'tableSize', tableSize, 'must be a prime number')
   const balanceFactor = value.balanceFactor ?? 0

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Affinity, type AffinityResult } from '../affinity/affinity'
 import type { DiscoveryEvent } from '../discovery/provider'
-import { algorithms } from '../balancers/index'
+import { algorithms, traits } from '../balancers/index'
 import type { Balancer, PickContext } from '../balancers/balancer'
 import { Deadlines } from '../forward/deadlines'
 import { invalidOption } from '../errors'
@@ -60,7 +60,6 @@ export interface PoolEvents {
 }
 
 const NO_TARGETS: readonly Target[] = []
-const NEEDS_IP = new Set(['ip-hash'])
 
 /**
  * Discovery's entry to reconcile(): the steps that make a pool match a list
@@ -151,9 +150,9 @@ export class Pool extends EventEmitter<PoolEvents> {
       tableSize: options.tableSize
     }
     this.balancer = algorithms[options.algorithm](balancerOptions)
-    const hashing = options.algorithm === 'consistent-hash' || options.algorithm === 'maglev'
-    this.fallback = hashing ? algorithms[options.hashFallback](balancerOptions) : null
-    this.needsIp = NEEDS_IP.has(options.algorithm) || (hashing && options.hashKey === 'ip')
+    const { hashKey, clientAddress } = traits[options.algorithm]
+    this.fallback = hashKey ? algorithms[options.hashFallback](balancerOptions) : null
+    this.needsIp = clientAddress || (hashKey && options.hashKey === 'ip')
     this.batch(() => {
       for (const spec of options.targets) this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
     })
