@@ -5,7 +5,7 @@ import { LbDispatcher } from './forward/dispatcher'
 import { forward, kExchange, kPool } from './forward/forward'
 import { LoadBalancer } from './route/load-balancer'
 import { kIssued } from './affinity/affinity'
-import { decorateRawBody } from './forward/request-body'
+import { kParsingHeaders, kRawBody } from './forward/request-body'
 import { addObservability } from './observability/routes'
 import { closeIdleWhileClosing } from './forward/close-idle'
 import { Discovery } from './discovery/index'
@@ -28,14 +28,17 @@ declare module 'fastify' {
 
 const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify, options) {
   const resolved = resolveOptions(options)
-  const lb = new LoadBalancer(resolved)
+  // With its own HTTP client the plugin sends request bodies as they came (LoadBalancer.readsRawBodies).
+  const ownClient = !fastify.hasPlugin('@fastify/reply-from')
+  const lb = new LoadBalancer(resolved, ownClient)
 
   fastify.decorate('lb', lb)
   fastify.decorateRequest('target', null)
   fastify.decorateRequest(kPool, null)
   fastify.decorateRequest(kExchange, null)
   fastify.decorateRequest(kIssued, null)
-  decorateRawBody((name, value) => fastify.decorateRequest(name, value))
+  fastify.decorateRequest(kRawBody, null)
+  fastify.decorateRequest(kParsingHeaders, null)
 
   // Health follows every pool, inline ones included; checks start when the gateway is ready and all stop on close.
   lb.health.log = fastify.log
@@ -55,11 +58,10 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
   addObservability(fastify, lb, resolved)
 
-  if (fastify.hasPlugin('@fastify/reply-from')) {
+  if (!ownClient) {
     fastify.log.debug('fastify-lb: using the reply-from the gateway registered; its TLS and client settings apply')
   } else {
     const dispatcher = new LbDispatcher(resolved)
-    lb.readsRawBodies = true
     // reply-from accepts any object with a request() method as its client; its types only list undici's own.
     const undici = dispatcher as unknown as FastifyReplyFromOptions['undici']
     await fastify.register(replyFrom, { undici, disableRequestLogging: true })

@@ -309,8 +309,8 @@ export class Affinity {
 
   /**
    * Whether a pinned target may take its client's request: the pool would pick
-   * it (in panic mode that includes unhealthy targets), or it is draining but
-   * healthy, not ejected and not turned off.
+   * it (in panic mode that includes unhealthy targets), or the serving rule lets
+   * it keep its pinned clients (draining, or disabled with keepSticky).
    */
   private honours (target: Target): boolean {
     const eligible = this.pool.eligible

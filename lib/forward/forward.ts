@@ -38,6 +38,11 @@ function noAnswer (pool: Pool): string {
   return `No upstream of pool "${pool.name}" could answer`
 }
 
+/** A '..' segment, in any spelling, would climb out of the target's base path once resolved. */
+function sendBadPath (reply: FastifyReply, pool: Pool): void {
+  sendError(reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${pool.name}" does not forward`)
+}
+
 export function sendNoTarget (reply: FastifyReply, pool: Pool): void {
   pool.noTarget++
   sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool.name}" is available`)
@@ -76,8 +81,7 @@ export class Exchange implements TryOwner {
       // reply-from refuses some paths synchronously: nothing was sent.
       attempt.release()
       if ((err as { statusCode?: unknown }).statusCode !== 400) throw err
-      // A '..' segment, in any spelling, would climb out of the target's base path once resolved.
-      sendError(this.reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${this.pool.name}" does not forward`)
+      sendBadPath(this.reply, this.pool)
     }
   }
 
@@ -138,12 +142,13 @@ export class Exchange implements TryOwner {
     const attempt = this.current
     if (attempt === null) return
     // The gateway's own reply-from client reports the HTTP client's error as the cause of one of its own.
-    const failure = attempt.failure ?? classifyFailure((error as { cause?: unknown } | undefined)?.cause ?? error)
+    const clientError = (error as { cause?: unknown } | undefined)?.cause ?? error
+    const failure = attempt.failure ?? classifyFailure(clientError)
     const latency = performance.now() - attempt.started
     attempt.release()
     if (attempt.refused) {
       // The gateway's own HTTP client would not send it: no target saw it, so none is charged, and a retry would fare no better.
-      this.request.log.error({ err: (error as { cause?: unknown } | undefined)?.cause ?? error }, 'fastify-lb: the HTTP client refused to send a request')
+      this.request.log.error({ err: clientError }, 'fastify-lb: the HTTP client refused to send a request')
       sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `The gateway could not send the request to pool "${this.pool.name}"`)
       return
     }
@@ -153,7 +158,7 @@ export class Exchange implements TryOwner {
       sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `Request to pool "${this.pool.name}" was abandoned by the client`)
       return
     }
-    // A refused connection, or a try that never got one, sent nothing: any method may go elsewhere, free of budget.
+    // A refused connection, or a try that never got one, sent nothing: it goes elsewhere whatever its method, free of budget.
     if (this.retryOn(failure, failure !== 'connect' && failure !== 'queue')) return
     if (failure === 'timeout' || failure === 'queue') {
       sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', timedOut(this.pool))
@@ -282,7 +287,7 @@ export function climbs (path: string): boolean {
   try {
     decoded = decodeURIComponent(path)
   } catch {
-    // Not decodable: the upstream cannot decode it into a '..' either; reply-from answers it.
+    // Not decodable, so no '..' either (Fastify refuses such paths before routing; an absolute-form target may bring one).
     return false
   }
   const segments = decoded.replaceAll('\\', '/').split('/')
@@ -316,7 +321,7 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
   const q = url.indexOf('?')
   let path = q === -1 ? url : url.slice(0, q)
   if (climbs(path)) {
-    sendError(reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${pool.name}" does not forward`)
+    sendBadPath(reply, pool)
     return reply
   }
   // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.

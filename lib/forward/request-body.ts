@@ -2,7 +2,7 @@ import { errorCodes, type FastifyReply, type FastifyRequest, type HookHandlerDon
 import type { Readable } from 'node:stream'
 
 export const kRawBody = Symbol('fastify-lb.rawBody')
-const kParsingHeaders = Symbol('fastify-lb.parsingHeaders')
+export const kParsingHeaders = Symbol('fastify-lb.parsingHeaders')
 
 interface BodyRequest extends FastifyRequest {
   [kRawBody]: Buffer | null
@@ -104,11 +104,6 @@ export function restoreHeaders (request: FastifyRequest, _reply: FastifyReply, d
     request.headers = (own === NONE ? undefined : own) as FastifyRequest['headers']
   }
   done()
-}
-
-export function decorateRawBody (decorate: (name: symbol, value: null) => void): void {
-  decorate(kRawBody, null)
-  decorate(kParsingHeaders, null)
 }
 
 /** The body bytes a request came with, as the plugin read them; undefined without a body or on other routes. */

@@ -37,7 +37,6 @@ export class PoolHealth implements HealthWatcher {
     if (check !== null) {
       pool.batch(() => {
         for (const target of pool.targets) this.follow(target, check)
-        pool.refresh()
       })
     }
     const outlier = options.outlierDetection

@@ -288,7 +288,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (typeof keepSticky !== 'boolean') throw invalidOption(this.name, `disable(${id}).keepSticky`, keepSticky, 'must be a boolean')
     target.enabled = false
     target.keepSticky = keepSticky
-    this.batch(() => this.changed(target))
+    this.refresh(target)
   }
 
   /**
@@ -299,21 +299,21 @@ export class Pool extends EventEmitter<PoolEvents> {
     target.lastCheck = lastCheck
     if (target.healthy === healthy) return
     target.healthy = healthy
-    this.batch(() => this.changed(target))
+    this.refresh(target)
   }
 
   /** Outlier detection's verdict: ejected until `until` (epoch ms), or back when 0. */
   setEjectedUntil (target: Target, until: number): void {
     if (target.ejectedUntil === until) return
     target.ejectedUntil = until
-    this.batch(() => this.changed(target))
+    this.refresh(target)
   }
 
   /** Slow start's ramp: the weight balancers use now, and when the ramp ends (0: not ramping). */
   setEffectiveWeight (target: Target, weight: number, slowStartUntil: number): void {
     target.effectiveWeight = weight
     target.slowStartUntil = slowStartUntil
-    this.batch(() => this.changed(target))
+    this.refresh(target)
   }
 
   /** Ends maintenance: the target takes picks again, as its health allows. */
@@ -321,7 +321,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const target = this.require(id, 'enable(id)')
     target.enabled = true
     target.keepSticky = false
-    this.batch(() => this.changed(target))
+    this.refresh(target)
   }
 
   /** Changes a target's weight; balancers see it at once. */
@@ -427,7 +427,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     })
   }
 
-  /** Recomputes the eligible set after a target's state changed (health, ejection, drain). */
+  /** Recomputes the eligible set after a target's state changed: once, or once per batch() around it. */
   refresh (target?: Target): void {
     this.batch(() => {
       if (target !== undefined) this.changed(target)

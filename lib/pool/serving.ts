@@ -26,7 +26,7 @@ export function mayBePickedInPanic (t: Target): boolean {
 }
 
 /**
- * May serve a client that affinity pins to it: any target that may be picked,
+ * May serve a client that affinity pins to it: every target that may be picked,
  * and besides those a draining one, or a disabled one told to keep its sticky
  * clients, as long as it passes its health.
  */

@@ -45,9 +45,10 @@ export class LoadBalancer {
    * Whether routes served by `forward` read request bodies as they came: only with the plugin's own HTTP client,
    * which sends those bytes. A reply-from the gateway registered itself sends what Fastify's parsers made of them.
    */
-  readsRawBodies = false
+  readonly readsRawBodies: boolean
 
-  constructor (options: ResolvedLbOptions) {
+  constructor (options: ResolvedLbOptions, readsRawBodies: boolean) {
+    this.readsRawBodies = readsRawBodies
     this.health = new HealthRegistry(options.tls)
     for (const spec of options.pools.values()) this.addPool(newPool(spec))
   }
