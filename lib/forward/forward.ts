@@ -53,6 +53,8 @@ export class Exchange implements TryOwner {
   readonly tried: Target[] = []
   retries = 0
   current: Try | null = null
+  /** The client's connection closed before its answer was finished: nobody reads what comes next. */
+  private clientLeft = false
   /** The body as it came, which every try sends; undefined without one (or when the gateway's own parsers read it). */
   readonly body: Buffer | undefined
   /**
@@ -153,7 +155,7 @@ export class Exchange implements TryOwner {
       return
     }
     this.pool.record(attempt.target, 0, failure, latency)
-    if (failure === 'aborted' || attempt.aborted) {
+    if (failure === 'aborted' || this.clientLeft) {
       // The client left: nobody reads an answer; send a minimal one so Fastify finishes the request.
       sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `Request to pool "${this.pool.name}" was abandoned by the client`)
       return
@@ -240,7 +242,9 @@ export class Exchange implements TryOwner {
    * client that sent all of its body, a POST's, before leaving.)
    */
   readonly clientClosed = (): void => {
-    if (!this.reply.raw.writableFinished) this.current?.abort()
+    if (this.reply.raw.writableFinished) return
+    this.clientLeft = true
+    this.current?.abort()
   }
 
   answerFailed (err: unknown): void {

@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { util } from 'undici'
 
 /**
  * Hop-by-hop headers describe the upstream connection, not the answer (RFC 9110
@@ -32,30 +31,27 @@ function dropListed (h: Headers, listed: string): void {
 }
 
 /**
- * The headers of an upstream answer as undici hands them over (name, value,
- * name, value, ...), without the hop-by-hop ones: skipped while parsing rather
- * than deleted afterwards, which would leave the object slow to read.
+ * The headers of an upstream answer as undici hands them over (parsed: lower-case
+ * names, repeated ones as arrays), copied without the hop-by-hop ones into an
+ * object that inherits nothing: skipped while copying rather than deleted
+ * afterwards, which would leave the object slow to read.
  */
-export function answerHeaders (raw: Buffer[]): IncomingHttpHeaders {
+export function answerHeaders (parsed: IncomingHttpHeaders): IncomingHttpHeaders {
   const headers = new HeaderBag()
-  let listed: string | undefined
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = util.headerNameToString(raw[i])
-    const value = raw[i + 1].toString('latin1')
-    if (HOP_BY_HOP.has(name)) {
-      if (name === 'connection') listed = listed === undefined ? value : `${listed},${value}`
-      continue
-    }
+  const names = Object.keys(parsed)
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]
     // Not passed on, though it could be stored here: reply-from copies each header with Fastify's reply.header(),
     // which keeps them in a plain object, where assigning `__proto__` drops a string value and makes an array
     // (the header sent twice) the prototype of the reply's headers, whose items then go out as headers `0`, `1`.
-    if (name === PROTO) continue
-    const seen = headers[name]
-    if (seen === undefined) headers[name] = value
-    else if (typeof seen === 'string') headers[name] = [seen, value]
-    else seen.push(value)
+    if (HOP_BY_HOP.has(name) || name === PROTO) continue
+    headers[name] = parsed[name]
   }
-  if (listed !== undefined && listed !== 'keep-alive' && listed !== 'close') dropListed(headers, listed)
+  const listed = parsed.connection
+  if (listed !== undefined) {
+    const value = typeof listed === 'string' ? listed : (listed as string[]).join(',')
+    if (value !== 'keep-alive' && value !== 'close') dropListed(headers, value)
+  }
   return headers as IncomingHttpHeaders
 }
 

@@ -22,8 +22,6 @@ export interface TryOwner {
 /** reply-from's callback: it reads statusCode, headers and body of the answer. */
 export type AnswerCallback = (err: Error | null, answer?: Try) => void
 
-function noop (): void {}
-
 function pushChunk (this: UpstreamBody, chunk: Buffer | null): boolean {
   const more = this.push(chunk)
   // A full buffer: the client is reading slower than the upstream sends, or not at all.
@@ -37,19 +35,41 @@ class QueueTimeoutError extends Error {
 }
 
 /**
+ * Where a try's upstream exchange stands; it only moves forward. The target's
+ * in-flight slot (`open`) lives apart from it on purpose: a buffered answer frees
+ * the slot when its last byte is in, a streamed one when the client has taken it
+ * (or left), and a client that leaves frees it before the upstream says it stopped.
+ */
+const enum Phase {
+  /** Handed to undici; no connection yet. */
+  Waiting,
+  /** On a connection; the final answer's head has not come. */
+  Sent,
+  /** The answer is being read whole before it is passed on. */
+  Reading,
+  /** The answer is passed on as it comes. */
+  Streaming,
+  /** The upstream exchange is over: answered in full, failed, or cut by the gateway. */
+  Done
+}
+
+/**
  * One try of a request on one target. It is the undici dispatch handler of the
- * try, the answer handed to reply-from (statusCode, headers, body), and, when
- * the answer is buffered, that answer's body too; so a try costs one object
- * (two for a streamed answer). It releases the target's in-flight slot exactly
- * once, whichever of answer, failure, timeout or client disconnect comes first.
- * It is an AsyncResource so that reply-from's callback, and the Fastify hooks
- * after it, run in the request's async context (AsyncLocalStorage), as undici's
- * own request() would have them.
+ * try (undici's current handler API: onRequestStart, onResponseStart,
+ * onResponseData, onResponseEnd, onResponseError), the answer handed to
+ * reply-from (statusCode, headers, body), and, when the answer is buffered, that
+ * answer's body too; so a try costs one object (two for a streamed answer). It
+ * releases the target's in-flight slot exactly once, whichever of answer,
+ * failure, timeout or client disconnect comes first. It is an AsyncResource so
+ * that reply-from's callback, and the Fastify hooks after it, run in the
+ * request's async context (AsyncLocalStorage), as undici's own request() would
+ * have them.
  */
 export class Try extends AsyncResource implements Dispatcher.DispatchHandler, BodySource, Timed {
-  /** The client left before the answer was passed on. */
-  aborted = false
+  /** How the try failed, or 'aborted' once the client left; null while neither happened. */
   failure: FailureKind | null = null
+  /** The gateway's own HTTP client refused to send the request: nothing reached the target. */
+  refused = false
   readonly started = performance.now()
   statusCode = 0
   headers: IncomingHttpHeaders = {}
@@ -57,19 +77,16 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   body: UpstreamBody | Try | null = null
   /** The bytes of an answer read whole; undefined when it has none. */
   payload: Buffer | undefined = undefined
-  resume: () => void = noop
-  private callback: AnswerCallback | null = null
-  private abortUpstream: ((err: Error) => void) | null = null
+  private phase = Phase.Waiting
+  /** The target's in-flight slot is held. */
+  private open = true
   private head = false
-  /** The answer is being read whole; its chunks so far (most answers come in one). */
-  private buffering = false
+  private callback: AnswerCallback | null = null
+  /** undici's handle on the upstream exchange, from the moment it has a connection. */
+  private controller: Dispatcher.DispatchController | null = null
+  /** The chunks of an answer being read whole (most answers come in one). */
   private first: Buffer | undefined = undefined
   private rest: Buffer[] | null = null
-  /** The upstream exchange is over: answered in full, failed, or cut by the gateway. */
-  private finished = false
-  private open = true
-  /** The gateway's own HTTP client refused to send the request: nothing reached the target. */
-  refused = false
   deadline = 0
   prevTimed: Timed | null = null
   nextTimed: Timed | null = null
@@ -102,13 +119,13 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
 
   /** The deadline passed before the final answer's head came. */
   expire (): void {
-    if (this.finished) return
-    if (this.abortUpstream === null) {
+    if (this.phase === Phase.Done) return
+    if (this.controller === null) {
       // Still waiting for a connection: nothing was sent, so the exchange may go on elsewhere.
       this.failure = 'queue'
-      this.onError(new QueueTimeoutError(`no connection to the target within ${this.owner.pool.options.timeout} ms`))
+      this.onResponseError(null, new QueueTimeoutError(`no connection to the target within ${this.owner.pool.options.timeout} ms`))
     } else {
-      this.abortUpstream(new errors.HeadersTimeoutError())
+      this.controller.abort(new errors.HeadersTimeoutError())
     }
   }
 
@@ -116,34 +133,37 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     this.failure = kind
   }
 
-  onConnect (abort: (err?: Error) => void): void {
+  onRequestStart (controller: Dispatcher.DispatchController): void {
     // Given up while it waited for a connection: it must not be sent now.
-    if (this.aborted || this.finished) abort(new errors.RequestAbortedError())
-    else this.abortUpstream = abort
+    if (this.failure === 'aborted' || this.phase === Phase.Done) {
+      controller.abort(new errors.RequestAbortedError())
+      return
+    }
+    this.controller = controller
+    this.phase = Phase.Sent
   }
 
-  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, parsed: IncomingHttpHeaders): void {
     // 1xx answers are informational: the final one follows, within the same deadline.
-    if (statusCode < 200) return true
+    if (statusCode < 200) return
     this.owner.pool.deadlines.remove(this)
-    const headers = answerHeaders(rawHeaders)
+    const headers = answerHeaders(parsed)
     this.statusCode = statusCode
     this.headers = headers
-    this.resume = resume
     if (this.head || statusCode === 204 || statusCode === 304) {
       // No body follows, whatever the head says (a 304 may carry the length of the body it stands for, which
       // undici then misses): the answer is complete, and what undici makes of the rest is not the client's concern.
-      this.finished = true
+      this.phase = Phase.Done
       this.release()
       this.body = this
       this.answer()
     } else if (this.bufferable(headers)) {
-      this.buffering = true
+      this.phase = Phase.Reading
     } else {
+      this.phase = Phase.Streaming
       this.body = new UpstreamBody(this)
       this.answer()
     }
-    return true
   }
 
   /**
@@ -159,19 +179,23 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     return bytes <= this.owner.pool.options.bufferLimit && (bytes === 0 || headers['content-type'] !== undefined)
   }
 
-  onData (chunk: Buffer): boolean {
-    // Streamed bytes are written to the client from here: in the request's context, like everything after them.
-    if (!this.buffering) return this.runInAsyncScope(pushChunk, this.body as UpstreamBody, chunk)
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.phase === Phase.Streaming) {
+      // Streamed bytes are written to the client from here: in the request's context, like everything after them.
+      if (!this.runInAsyncScope(pushChunk, this.body as UpstreamBody, chunk)) controller.pause()
+      return
+    }
+    if (this.phase !== Phase.Reading) return
     if (this.first === undefined) this.first = chunk
     else if (this.rest === null) this.rest = [this.first, chunk]
     else this.rest.push(chunk)
-    return true
   }
 
-  onComplete (): void {
-    if (this.finished) return
-    this.finished = true
-    if (!this.buffering) {
+  onResponseEnd (): void {
+    const phase = this.phase
+    if (phase === Phase.Done) return
+    this.phase = Phase.Done
+    if (phase === Phase.Streaming) {
       this.runInAsyncScope(pushChunk, this.body as UpstreamBody, null)
       return
     }
@@ -184,23 +208,24 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     this.answer()
   }
 
-  onError (err: Error): void {
-    if (this.finished) return
-    this.finished = true
+  onResponseError (_controller: Dispatcher.DispatchController | null, err: Error): void {
+    if (this.phase === Phase.Done) return
+    const streaming = this.phase === Phase.Streaming
     if (this.failure === null) {
       // undici checks a request before it sends a byte of it; what it refuses is the gateway's doing, not the target's.
-      if (this.abortUpstream === null && refusedByClient(err)) this.refused = true
-      this.failure = this.aborted ? 'aborted' : classifyFailure(err)
+      if (this.phase === Phase.Waiting && refusedByClient(err)) this.refused = true
+      this.failure = classifyFailure(err)
     }
+    this.phase = Phase.Done
     // Released here whatever follows: reply-from reports nothing once the reply was sent (a handler timeout).
     this.release()
-    const callback = this.callback
-    if (callback !== null) {
+    if (!streaming) {
       // Nothing was passed on yet (a buffered answer cut short fails the same way): reply-from reports it.
+      const callback = this.callback
       this.callback = null
       this.first = undefined
       this.rest = null
-      queueMicrotask(() => { this.runInAsyncScope(callback, null, err) })
+      if (callback !== null) queueMicrotask(() => { this.runInAsyncScope(callback, null, err) })
       return
     }
     this.runInAsyncScope(this.failBody, this, err)
@@ -224,12 +249,17 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     }
   }
 
+  /** The client has room again for a streamed answer: the upstream connection may read on. */
+  resume (): void {
+    this.controller?.resume()
+  }
+
   /** The streamed body ended or was dropped: cut the upstream exchange if it was still running. */
   bodyClosed (err: Error | null): void {
     if (err instanceof SendTimeoutError) this.target.aborted++
-    if (!this.finished) {
-      this.finished = true
-      this.abortUpstream?.(new errors.RequestAbortedError())
+    if (this.phase !== Phase.Done) {
+      this.phase = Phase.Done
+      this.controller?.abort(new errors.RequestAbortedError())
     }
     this.release()
   }
@@ -242,9 +272,12 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
 
   /** The client left: cut the upstream exchange, which fails the try as 'aborted'. */
   abort (): void {
-    if (this.aborted) return
-    this.aborted = true
-    if (!this.finished && this.abortUpstream !== null) this.abortUpstream(new errors.RequestAbortedError())
+    if (this.failure === 'aborted') return
+    // A try that already failed keeps its reason: the client leaving now changes nothing upstream.
+    if (this.phase !== Phase.Done) {
+      this.failure = 'aborted'
+      this.controller?.abort(new errors.RequestAbortedError())
+    }
     // Without our dispatcher (the gateway registered reply-from itself) nothing else would release the slot.
     this.release()
   }
