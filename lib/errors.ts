@@ -68,3 +68,46 @@ export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 50
     message
   })
 }
+
+/** The gateway's answers for a pool, by what went wrong; each names the pool and nothing behind it. */
+export const answers = {
+  noTarget (reply: FastifyReply, pool: string): void {
+    sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool}" is available`)
+  },
+  noRoutePool (reply: FastifyReply): void {
+    // Used on a route without an upstream: answered like an empty pool rather than guess a destination.
+    sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
+  },
+  /** A '..' segment, in any spelling, would climb out of the target's base path once resolved. */
+  badPath (reply: FastifyReply, pool: string): void {
+    sendError(reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${pool}" does not forward`)
+  },
+  asteriskNotOptions (reply: FastifyReply, pool: string): void {
+    sendError(reply, 400, 'FST_LB_BAD_PATH', `Only OPTIONS may name "*", which pool "${pool}" does not forward`)
+  },
+  upgradeUnsupported (reply: FastifyReply, pool: string): void {
+    sendError(reply, 501, 'FST_LB_UPGRADE_UNSUPPORTED', `Pool "${pool}" does not forward WebSocket upgrades`)
+  },
+  /** The gateway's own HTTP client would not send the request. */
+  notSent (reply: FastifyReply, pool: string): void {
+    sendError(reply, 502, 'FST_LB_BAD_GATEWAY', `The gateway could not send the request to pool "${pool}"`)
+  },
+  /** The client left; the answer only lets Fastify finish the request. */
+  abandoned (reply: FastifyReply, pool: string): void {
+    sendError(reply, 502, 'FST_LB_BAD_GATEWAY', `Request to pool "${pool}" was abandoned by the client`)
+  },
+  timedOut (reply: FastifyReply, pool: string): void {
+    sendError(reply, 504, 'FST_LB_GATEWAY_TIMEOUT', timedOutMessage(pool))
+  },
+  noAnswer (reply: FastifyReply, pool: string): void {
+    sendError(reply, 502, 'FST_LB_BAD_GATEWAY', noAnswerMessage(pool))
+  }
+}
+
+export function timedOutMessage (pool: string): string {
+  return `Upstream of pool "${pool}" timed out`
+}
+
+export function noAnswerMessage (pool: string): string {
+  return `No upstream of pool "${pool}" could answer`
+}

@@ -2,10 +2,9 @@ import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromOptions } from '@fastify/reply-from'
 import type { FastifyPluginAsync } from 'fastify'
 import { LbDispatcher } from './forward/dispatcher'
-import { forward, kExchange, kPool } from './forward/forward'
+import { forward } from './forward/handler'
+import { kState } from './forward/request-state'
 import { LoadBalancer } from './route/load-balancer'
-import { kIssued } from './affinity/affinity'
-import { kParsingHeaders, kRawBody } from './forward/request-body'
 import { addObservability } from './observability/routes'
 import { closeIdleWhileClosing } from './forward/close-idle'
 import { Discovery } from './discovery/index'
@@ -34,11 +33,7 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
 
   fastify.decorate('lb', lb)
   fastify.decorateRequest('target', null)
-  fastify.decorateRequest(kPool, null)
-  fastify.decorateRequest(kExchange, null)
-  fastify.decorateRequest(kIssued, null)
-  fastify.decorateRequest(kRawBody, null)
-  fastify.decorateRequest(kParsingHeaders, null)
+  fastify.decorateRequest(kState, null)
 
   // Health follows every pool, inline ones included; checks start when the gateway is ready and all stop on close.
   lb.health.log = fastify.log
@@ -82,7 +77,7 @@ export type { LbOptions, PoolOptions, RetryOptions, TargetInput, HashKeySource }
 export type { LbTarget, Target } from './pool/target'
 export type { AffinityOptions } from './affinity/options'
 export type { AffinityCounts, AffinityResult } from './affinity/affinity'
-export type { Pool, PoolEvents, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool/pool'
+export type { Pool, PoolEvents, PoolStats, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool/pool'
 export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } from './health/options'
 export type { HealthRegistry } from './health/registry'
 export type { CheckEvent, TransitionEvent } from './health/monitor'

@@ -1,9 +1,9 @@
 import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
-import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedAffinity } from './options'
 import { readCookie } from '../balancers/hash/keys'
 import { mayServePinned } from '../pool/serving'
 import type { Target } from '../pool/target'
+import type { PickInput } from '../balancers/balancer'
 
 /**
  * What became of a request's affinity cookie, as pools emit it ('affinity'
@@ -86,11 +86,27 @@ function cookieAttributes (options: ResolvedAffinity, secure: boolean): string {
   return text + `; SameSite=${SAME_SITE[options.sameSite]}`
 }
 
-/** The Set-Cookie header of the pool's cookie this request was given, if any. */
-export const kIssued = Symbol('fastify-lb.affinity-cookie')
+/** The answer's headers, as far as affinity writes them (a Fastify reply has these methods). */
+export interface AnswerHeaders {
+  getHeader: (name: string) => unknown
+  header: (name: string, value: string | string[]) => unknown
+  removeHeader: (name: string) => unknown
+}
 
-interface AffinityRequest extends FastifyRequest {
-  [kIssued]: string | null
+/**
+ * What affinity reads of one request and writes to its answer: plain members
+ * that any front-end can provide (route/ hands over its per-request state).
+ */
+export interface AffinityExchange extends PickInput {
+  /** The Cookie header as the client sent it. */
+  readonly cookieHeader: string | undefined
+  /** The client's connection: the value last verified on it needs no second HMAC. */
+  readonly connection: object | null
+  /** Whether the client reached the gateway over https (for `secure: 'auto'`). */
+  readonly secure: boolean
+  /** The Set-Cookie header of the pool's cookie this request was given, if any. */
+  issuedCookie: string | null
+  readonly answer: AnswerHeaders
 }
 
 /** The value a pool's new clients get from one target during one second: the same for all of them. */
@@ -106,7 +122,7 @@ interface Issued {
 export interface AffinityPool {
   readonly eligible: readonly Target[]
   get: (id: string) => Target | undefined
-  pick: (request: FastifyRequest) => Target | undefined
+  pick: (input: PickInput) => Target | undefined
   listenerCount: (event: 'affinity') => number
   emit: (event: 'affinity', result: AffinityResult) => boolean
 }
@@ -156,31 +172,31 @@ export class Affinity {
    * otherwise the pool's pick, with a new cookie. Undefined when there is no
    * target, or in strict mode when the pinned one cannot take the request.
    */
-  pick (request: FastifyRequest, reply: FastifyReply): Target | undefined {
-    const value = this.read(request)
-    if (value === undefined) return this.assign(request, reply, 'miss')
-    const id = this.verify(value, request)
-    if (id === null) return this.assign(request, reply, 'rejected')
+  pick (x: AffinityExchange): Target | undefined {
+    const value = this.read(x)
+    if (value === undefined) return this.assign(x, 'miss')
+    const id = this.verify(value, x)
+    if (id === null) return this.assign(x, 'rejected')
     const pinned = this.pool.get(id)
     if (pinned !== undefined && this.honours(pinned)) {
       this.count('hit')
       // Re-signed with the current key, same target and expiry, so the old key can be retired.
-      if (this.verifiedByOldKey) this.issue(request, reply, signAffinity(this.options, pinned.id, this.verifiedExpiry), this.verifiedExpiry)
+      if (this.verifiedByOldKey) this.issue(x, signAffinity(this.options, pinned.id, this.verifiedExpiry), this.verifiedExpiry)
       return pinned
     }
     if (this.options.strict) {
       // A target that left the pool does not come back for this client: say so once, then start over.
-      if (pinned === undefined) this.setHeader(request, reply, `${this.prefix}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`)
+      if (pinned === undefined) this.setHeader(x, `${this.prefix}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`)
       return undefined
     }
-    return this.assign(request, reply, 'reassigned')
+    return this.assign(x, 'reassigned')
   }
 
   /** Strict mode: whether the request is pinned, so failover must not take it to another target. */
-  holds (request: FastifyRequest): boolean {
+  holds (x: AffinityExchange): boolean {
     if (!this.options.strict) return false
-    const value = this.read(request)
-    return value !== undefined && this.verify(value, request) !== null
+    const value = this.read(x)
+    return value !== undefined && this.verify(value, x) !== null
   }
 
   /**
@@ -188,16 +204,16 @@ export class Affinity {
    * the cookie follows. A client that was pinned to the first one has moved
    * (counted as reassigned); any other just gets the cookie of the target that answered.
    */
-  follow (request: FastifyRequest, reply: FastifyReply, first: Target, target: Target): void {
-    const value = this.read(request)
-    if (value !== undefined && this.verify(value, request) === first.id) this.count('reassigned')
-    this.issueFresh(request, reply, target)
+  follow (x: AffinityExchange, first: Target, target: Target): void {
+    const value = this.read(x)
+    if (value !== undefined && this.verify(value, x) === first.id) this.count('reassigned')
+    this.issueFresh(x, target)
   }
 
-  private assign (request: FastifyRequest, reply: FastifyReply, result: AffinityResult): Target | undefined {
+  private assign (x: AffinityExchange, result: AffinityResult): Target | undefined {
     this.count(result)
-    const target = this.pool.pick(request)
-    if (target !== undefined) this.issueFresh(request, reply, target)
+    const target = this.pool.pick(x)
+    if (target !== undefined) this.issueFresh(x, target)
     return target
   }
 
@@ -212,7 +228,7 @@ export class Affinity {
   }
 
   /** A cookie pinning the client to target for the configured lifetime from now. */
-  private issueFresh (request: FastifyRequest, reply: FastifyReply, target: Target): void {
+  private issueFresh (x: AffinityExchange, target: Target): void {
     const expiry = this.expiry()
     let issued = this.issued.get(target)
     if (issued === undefined) {
@@ -222,12 +238,12 @@ export class Affinity {
       issued.expiry = expiry
       issued.value = signAffinity(this.options, target.id, expiry)
     }
-    this.issue(request, reply, issued.value, expiry)
+    this.issue(x, issued.value, expiry)
   }
 
-  private issue (request: FastifyRequest, reply: FastifyReply, value: string, expiry: number): void {
+  private issue (x: AffinityExchange, value: string, expiry: number): void {
     const lifetime = expiry === 0 ? '' : `; Max-Age=${Math.max(0, expiry - nowSeconds())}`
-    this.setHeader(request, reply, this.prefix + value + lifetime)
+    this.setHeader(x, this.prefix + value + lifetime)
   }
 
   /**
@@ -235,12 +251,12 @@ export class Affinity {
    * request that failed over gets the cookie of the target that answered):
    * beside any other Set-Cookie header, the gateway's or the upstream's.
    */
-  private setHeader (request: FastifyRequest, reply: FastifyReply, cookie: string): void {
-    const secure = this.options.secure === 'auto' ? request.protocol === 'https' : this.options.secure
+  private setHeader (x: AffinityExchange, cookie: string): void {
+    const secure = this.options.secure === 'auto' ? x.secure : this.options.secure
     const header = cookie + this.attributes[secure ? 1 : 0]
-    ;(request as AffinityRequest)[kIssued] = header
-    if (reply.getHeader('set-cookie') === undefined) reply.header('set-cookie', header)
-    else this.keepOwn(request, reply)
+    x.issuedCookie = header
+    if (x.answer.getHeader('set-cookie') === undefined) x.answer.header('set-cookie', header)
+    else this.keepOwn(x)
   }
 
   /**
@@ -250,23 +266,24 @@ export class Affinity {
    * are dropped, by the name a browser stores them under; every other cookie
    * is kept.
    */
-  keepOwn (request: FastifyRequest, reply: FastifyReply): void {
-    const existing = reply.getHeader('set-cookie')
+  keepOwn (x: AffinityExchange): void {
+    const answer = x.answer
+    const existing = answer.getHeader('set-cookie')
     const name = this.options.cookie
     const list = existing === undefined ? [] : (Array.isArray(existing) ? existing : [existing]).map(String).filter((h) => sentBackAs(h) !== name)
-    const own = (request as AffinityRequest)[kIssued]
+    const own = x.issuedCookie
     if (own !== null) list.push(own)
-    reply.removeHeader('set-cookie')
-    if (list.length > 0) reply.header('set-cookie', list)
+    answer.removeHeader('set-cookie')
+    if (list.length > 0) answer.header('set-cookie', list)
   }
 
-  private read (request: FastifyRequest): string | undefined {
+  private read (x: AffinityExchange): string | undefined {
     // From the header itself, whether or not @fastify/cookie parses requests: the first occurrence counts.
-    return readCookie(request.headers.cookie, this.options.cookie)
+    return readCookie(x.cookieHeader, this.options.cookie)
   }
 
   /** The target id of a valid cookie value, or null. */
-  private verify (value: string, request: FastifyRequest): string | null {
+  private verify (value: string, x: AffinityExchange): string | null {
     if (value.length > MAX_VALUE_LENGTH || !VALUE.test(value)) return null
     const tagAt = value.length - TAG_CHARS
     const expAt = value.lastIndexOf('.', tagAt - 2) + 1
@@ -282,8 +299,8 @@ export class Affinity {
       if (expiry <= now || (maxAge !== 0 && expiry > now + maxAge)) return null
     }
     const id = value.slice(0, expAt - 1)
-    const connection: object | null | undefined = request.raw.socket
-    const last = connection == null ? undefined : this.verifiedOn.get(connection)
+    const connection = x.connection
+    const last = connection === null ? undefined : this.verifiedOn.get(connection)
     if (last !== undefined && sameValue(last.value, value)) {
       this.verifiedExpiry = expiry
       this.verifiedByOldKey = last.keyIndex > 0
@@ -298,7 +315,7 @@ export class Affinity {
         if (last !== undefined) {
           last.value = value
           last.keyIndex = i
-        } else if (connection != null) {
+        } else if (connection !== null) {
           this.verifiedOn.set(connection, { value, keyIndex: i })
         }
         return id

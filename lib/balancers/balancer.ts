@@ -1,6 +1,17 @@
 import type { Target } from '../pool/target'
 
 /**
+ * What a pick reads of a request: its hash key and its client address, read
+ * once by the front-end (route/ for Fastify) from whatever request it serves.
+ */
+export interface PickInput {
+  /** The request's hash key for hashing algorithms; undefined when it has none (the pool's hashFallback then picks). */
+  readonly key: string | undefined
+  /** The client address, for ip-hash and `hashKey: 'ip'`; '' when the pool needs none. */
+  readonly ip: string
+}
+
+/**
  * What a balancer may use to choose. The pool owns one context object and
  * refills it before each pick, so picking allocates nothing.
  */

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify'
+import type { Logger } from '../types'
 import type { Pool } from '../pool/pool'
 import { ConsulProvider } from './providers/consul'
 import { DnsProvider } from './providers/dns'
@@ -20,9 +20,9 @@ export function createProvider (pool: string, options: ResolvedDiscovery): Provi
 /** The discovery of every pool that has providers: started when the gateway is ready, stopped when it closes. */
 export class Discovery {
   private readonly pools: PoolDiscovery[] = []
-  private readonly log: FastifyBaseLogger
+  private readonly log: Logger
 
-  constructor (log: FastifyBaseLogger) {
+  constructor (log: Logger) {
     this.log = log
   }
 

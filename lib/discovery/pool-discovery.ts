@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify'
+import type { Logger } from '../types'
 import type { ResolvedTarget } from '../options/resolve'
 import { kReconcileSteps, type MembershipChange, type Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
@@ -31,7 +31,7 @@ interface ChangeLog {
 export class PoolDiscovery {
   private readonly pool: Pool
   private readonly providers: readonly Provider[]
-  private readonly log: FastifyBaseLogger
+  private readonly log: Logger
   private readonly lists: Array<readonly ResolvedTarget[]>
   /** The last error of each provider while it is failing, so a repeated error is logged once. */
   private readonly failing: Array<string | null>
@@ -49,7 +49,7 @@ export class PoolDiscovery {
   private provider = ''
   private changeLog: ChangeLog = { changed: false, added: [], draining: [], removed: [] }
 
-  constructor (pool: Pool, providers: readonly Provider[], log: FastifyBaseLogger) {
+  constructor (pool: Pool, providers: readonly Provider[], log: Logger) {
     this.pool = pool
     this.providers = providers
     this.log = log

@@ -1,5 +1,6 @@
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
-import { exchangeOf, type UpstreamResponse } from './forward'
+import type { UpstreamResponse } from './exchange'
+import { exchangeOf } from './request-state'
 import { dropHopByHop } from './hop-by-hop'
 import { rewriteOwnUrls } from './location-rewrite'
 import { dropRequestHopByHop, withForwardedHeaders } from './request-headers'

@@ -1,21 +1,13 @@
 import { errorCodes, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
 import type { Readable } from 'node:stream'
-
-export const kRawBody = Symbol('fastify-lb.rawBody')
-export const kParsingHeaders = Symbol('fastify-lb.parsingHeaders')
-
-interface BodyRequest extends FastifyRequest {
-  [kRawBody]: Buffer | null
-  /** The request's own additionalHeaders while Fastify's parsers are shown none: restored before validation. */
-  [kParsingHeaders]: object | null
-}
+import { knownStateOf, stateOf } from './request-state'
 
 /**
  * What Fastify's body parsing sees of a request whose body the plugin read:
  * no body at all, so no parser runs, whatever the content type.
  */
 const NO_BODY = Object.freeze({ 'content-type': undefined, 'content-length': undefined, 'transfer-encoding': undefined })
-/** Stands for "no additionalHeaders of the request's own" in kParsingHeaders. */
+/** Stands for "no additionalHeaders of the request's own" in the request state's parsingHeaders. */
 const NONE = Object.freeze({})
 
 type PreParsing = (request: FastifyRequest, reply: FastifyReply, payload: Readable, done: (err: Error | null, payload?: Readable) => void) => void
@@ -59,12 +51,12 @@ export const readRawBody: PreParsing = function readRawBody (request, reply, pay
       return
     }
     const body = rest === null ? (first ?? Buffer.alloc(0)) : Buffer.concat(rest, received)
-    const r = request as BodyRequest
-    r[kRawBody] = body
+    const state = stateOf(request, reply)
+    state.rawBody = body
     request.body = body
     if (!BODYLESS.has(request.method)) {
       const own = (request as unknown as { additionalHeaders?: object }).additionalHeaders
-      r[kParsingHeaders] = own ?? NONE
+      state.parsingHeaders = own ?? NONE
       request.headers = NO_BODY as unknown as FastifyRequest['headers']
     }
     done(null, payload)
@@ -97,16 +89,11 @@ export const readRawBody: PreParsing = function readRawBody (request, reply, pay
 
 /** A preValidation hook, first of the route's: hooks and schemas from here on see the request's headers as they came. */
 export function restoreHeaders (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  const r = request as BodyRequest
-  const own = r[kParsingHeaders]
-  if (own !== null) {
-    r[kParsingHeaders] = null
+  const state = knownStateOf(request)
+  const own = state === null ? null : state.parsingHeaders
+  if (state !== null && own !== null) {
+    state.parsingHeaders = null
     request.headers = (own === NONE ? undefined : own) as FastifyRequest['headers']
   }
   done()
-}
-
-/** The body bytes a request came with, as the plugin read them; undefined without a body or on other routes. */
-export function rawBodyOf (request: FastifyRequest): Buffer | undefined {
-  return (request as BodyRequest)[kRawBody] ?? undefined
 }

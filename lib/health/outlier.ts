@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify'
+import type { Logger } from '../types'
 import type { FailureKind, Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import type { ResolvedOutlierDetection } from './options'
@@ -40,7 +40,7 @@ export class OutlierDetector {
   constructor (
     private readonly pool: Pool,
     private readonly options: ResolvedOutlierDetection,
-    private readonly log: () => FastifyBaseLogger | null
+    private readonly log: () => Logger | null
   ) {
     this.connect = options.failOn.has('connect')
     this.timeout = options.failOn.has('timeout')

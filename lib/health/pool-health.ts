@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify'
+import type { Logger } from '../types'
 import type { MembershipChange, Pool } from '../pool/pool'
 import { mayBePicked } from '../pool/serving'
 import type { LastCheck, Target } from '../pool/target'
@@ -13,7 +13,7 @@ import { SlowStart } from './slow-start'
  * pool's PoolHealth, and PoolHealth do not import each other.
  */
 export interface CheckRunner {
-  readonly log: FastifyBaseLogger | null
+  readonly log: Logger | null
   /** Follows the shared monitor of the target's URL; returns its state now, which the target takes. */
   watch: (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher) => { readonly healthy: boolean, readonly lastCheck: LastCheck | null }
   unwatch: (target: Target, check: ResolvedHealthCheck) => void

@@ -1,13 +1,10 @@
 import { EventEmitter } from 'node:events'
-import type { FastifyRequest } from 'fastify'
-import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Affinity, type AffinityResult } from '../affinity/affinity'
 import type { DiscoveryEvent } from '../discovery/provider'
 import { algorithms, traits } from '../balancers/index'
-import type { Balancer, PickContext } from '../balancers/balancer'
+import type { Balancer, PickContext, PickInput } from '../balancers/balancer'
 import { Deadlines } from '../forward/deadlines'
 import { invalidOption } from '../errors'
-import { readHashKey } from '../balancers/hash/keys'
 import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type ResolvedTarget, type TargetInput } from '../options/resolve'
 import { RetryBudget } from '../forward/retry-budget'
 import { checkWeight } from '../options/validate'
@@ -59,6 +56,24 @@ export interface PoolEvents {
   discovery: [DiscoveryEvent]
 }
 
+/** A snapshot of a pool's counters (the live fields change with every request). */
+export interface PoolStats {
+  /** Requests in flight over all members. */
+  inFlight: number
+  /** Retries of sent requests now in flight. */
+  activeRetries: number
+  /** Requests that found no eligible target. */
+  noTarget: number
+  retries: RetryCounts
+  /** Whether panic mode is on (too few healthy targets: picks go over all of them). */
+  panic: boolean
+  /** Members, and how many of them new requests may go to. */
+  targets: number
+  eligible: number
+}
+
+export type { PickInput }
+
 const NO_TARGETS: readonly Target[] = []
 
 /**
@@ -92,23 +107,25 @@ function byId (a: Target, b: Target): number {
 export class Pool extends EventEmitter<PoolEvents> {
   readonly name: string
   readonly options: ResolvedPoolOptions
-  /** Sum of in-flight requests over all members. */
+  /** @internal Sum of in-flight requests over all members. */
   inFlight = 0
-  /** Retries of sent requests now in flight. */
+  /** @internal Retries of sent requests now in flight. */
   activeRetries = 0
-  /** How many retries of sent requests the pool may still make. */
+  /** @internal How many retries of sent requests the pool may still make. */
   readonly retryBudget: RetryBudget
-  /** Requests that found no eligible target. */
+  /** @internal Requests that found no eligible target. */
   noTarget = 0
-  /** Retries by result, counted where they are decided and read when metrics are scraped. */
+  /** @internal Retries by result, counted where they are decided and read when metrics are scraped. */
   readonly retries: RetryCounts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 }
-  /** Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
+  /** @internal Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
   panic = false
-  /** Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
+  /** @internal Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
   readonly deadlines: Deadlines
-  /** The reply-from options of this pool's tries, built once by the plugin. */
-  readonly fromOptions: FastifyReplyFromHooks
-  /** The pool's cookie affinity; null without the `affinity` option. */
+  /** @internal Whether picks read a hash key (hashing algorithms): the front-end reads it only then. */
+  readonly needsKey: boolean
+  /** @internal Whether picks read the client address (ip-hash, or `hashKey: 'ip'`). */
+  readonly needsIp: boolean
+  /** @internal The pool's cookie affinity; null without the `affinity` option. */
   readonly affinity: Affinity | null
 
   /** Sorted by id and free of departed targets only after settle(): see `targets`. */
@@ -129,16 +146,14 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** For hashing algorithms: who picks when a request has no key. */
   private readonly fallback: Balancer | null
   private readonly ctx: PickContext = { key: undefined, ip: '', tried: NO_TARGETS, poolInFlight: 0 }
-  private readonly needsIp: boolean
   private readonly resultListeners: ResultListener[] = []
   private batchDepth = 0
   private pendingChange: PendingChange | null = null
   /** Who waits for a draining target to leave (drain() and remove() promises). */
   private readonly drains = new Map<Target, Array<() => void>>()
 
-  constructor (options: ResolvedPoolOptions, fromOptions: FastifyReplyFromHooks = {}) {
+  constructor (options: ResolvedPoolOptions) {
     super()
-    this.fromOptions = fromOptions
     this.name = options.name
     this.options = options
     this.retryBudget = new RetryBudget(options.retry.budgetPercent, options.retry.minRetriesPerSecond)
@@ -152,6 +167,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.balancer = algorithms[options.algorithm](balancerOptions)
     const { hashKey, clientAddress } = traits[options.algorithm]
     this.fallback = hashKey ? algorithms[options.hashFallback](balancerOptions) : null
+    this.needsKey = hashKey
     this.needsIp = clientAddress || (hashKey && options.hashKey === 'ip')
     this.batch(() => {
       for (const spec of options.targets) this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
@@ -173,26 +189,39 @@ export class Pool extends EventEmitter<PoolEvents> {
     return this.byIdMap.get(id)
   }
 
-  /** Chooses the target of a request's first try. */
-  pick (request: FastifyRequest): Target | undefined {
-    const ctx = this.ctx
-    ctx.tried = NO_TARGETS
-    return this.choose(ctx, request)
+  /** The pool's counters now. */
+  stats (): PoolStats {
+    return {
+      inFlight: this.inFlight,
+      activeRetries: this.activeRetries,
+      noTarget: this.noTarget,
+      retries: { ...this.retries },
+      panic: this.panic,
+      targets: this.memberSet.size,
+      eligible: this.eligibleTargets.length
+    }
   }
 
-  /** Chooses a target for a retry, never one in `tried`; undefined when every eligible target was tried. */
-  pickAnother (request: FastifyRequest, tried: readonly Target[]): Target | undefined {
+  /** @internal Chooses the target of a request's first try. */
+  pick (input: PickInput): Target | undefined {
+    const ctx = this.ctx
+    ctx.tried = NO_TARGETS
+    return this.choose(ctx, input)
+  }
+
+  /** @internal Chooses a target for a retry, never one in `tried`; undefined when every eligible target was tried. */
+  pickAnother (input: PickInput, tried: readonly Target[]): Target | undefined {
     const ctx = this.ctx
     ctx.tried = tried
     const eligible = this.eligibleTargets
     if (this.balancer.skipsTried === true) {
-      const t = this.choose(ctx, request)
+      const t = this.choose(ctx, input)
       ctx.tried = NO_TARGETS
       if (t !== undefined && !tried.includes(t)) return t
     } else {
       // Rotating and random algorithms move on by themselves: a few picks usually find an untried target.
       for (let i = 0; i < 3; i++) {
-        const t = this.choose(ctx, request)
+        const t = this.choose(ctx, input)
         if (t === undefined) break
         if (!tried.includes(t)) {
           ctx.tried = NO_TARGETS
@@ -206,17 +235,17 @@ export class Pool extends EventEmitter<PoolEvents> {
     return undefined
   }
 
-  private choose (ctx: PickContext, request: FastifyRequest): Target | undefined {
+  private choose (ctx: PickContext, input: PickInput): Target | undefined {
     if (this.eligibleTargets.length === 0) return undefined
     ctx.poolInFlight = this.inFlight
-    if (this.needsIp) ctx.ip = request.ip
+    ctx.ip = input.ip
     if (this.fallback === null) return this.balancer.pick(ctx)
-    ctx.key = readHashKey(this.options.hashKey, request, ctx.ip)
+    ctx.key = input.key
     const t = ctx.key === undefined ? undefined : this.balancer.pick(ctx)
     return t ?? this.fallback.pick(ctx)
   }
 
-  /** A try is being sent to target. */
+  /** @internal A try is being sent to target. */
   acquire (target: Target): void {
     target.inFlight++
     target.requests++
@@ -225,7 +254,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.fallback?.loadChanged?.(target)
   }
 
-  /** A try on target ended (answered, failed, timed out or abandoned). Called exactly once per acquire. */
+  /** @internal A try on target ended (answered, failed, timed out or abandoned). Called exactly once per acquire. */
   release (target: Target): void {
     target.inFlight--
     this.inFlight--
@@ -234,11 +263,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (target.draining && target.inFlight === 0) this.finishDrain(target)
   }
 
+  /** @internal Called with how every try ended (passive health, metrics). */
   onResult (listener: ResultListener): void {
     this.resultListeners.push(listener)
   }
 
-  /** Reports how a try ended: feeds failure counters, latency and every listener. */
+  /** @internal Reports how a try ended: feeds failure counters, latency and every listener. */
   record (target: Target, status: number, failure: FailureKind | null, latencyMs: number): void {
     if (failure === null ? status >= 500 : failure !== 'aborted' && failure !== 'queue') target.failures++
     else if (failure === 'aborted') target.aborted++
@@ -292,7 +322,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /**
-   * Health state as the active checks see it (health/): the target follows
+   * @internal Health state as the active checks see it (health/): the target follows
    * the shared monitor of its URL; each change rebuilds the pickable set once.
    */
   setHealth (target: Target, healthy: boolean, lastCheck: LastCheck | null): void {
@@ -302,14 +332,14 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.refresh(target)
   }
 
-  /** Outlier detection's verdict: ejected until `until` (epoch ms), or back when 0. */
+  /** @internal Outlier detection's verdict: ejected until `until` (epoch ms), or back when 0. */
   setEjectedUntil (target: Target, until: number): void {
     if (target.ejectedUntil === until) return
     target.ejectedUntil = until
     this.refresh(target)
   }
 
-  /** Slow start's ramp: the weight balancers use now, and when the ramp ends (0: not ramping). */
+  /** @internal Slow start's ramp: the weight balancers use now, and when the ramp ends (0: not ramping). */
   setEffectiveWeight (target: Target, weight: number, slowStartUntil: number): void {
     target.effectiveWeight = weight
     target.slowStartUntil = slowStartUntil
@@ -427,7 +457,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     })
   }
 
-  /** Recomputes the eligible set after a target's state changed: once, or once per batch() around it. */
+  /** @internal Recomputes the eligible set after a target's state changed: once, or once per batch() around it. */
   refresh (target?: Target): void {
     this.batch(() => {
       if (target !== undefined) this.changed(target)
@@ -522,7 +552,6 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
   }
 
-  /** Whether new requests may be sent to target. */
   /** Whether `pickable` of the targets that are switched on and staying fall below the panic threshold. */
   private inPanic (pickable: number): boolean {
     const threshold = this.options.panicThreshold

@@ -1,18 +1,16 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type { Registry, RegistryContentType } from 'prom-client'
-import { describeValue, invalidOption, UnknownPoolError } from '../errors'
-import { forward, kPool, sendNoTarget } from '../forward/forward'
+import { answers, describeValue, invalidOption, UnknownPoolError } from '../errors'
+import { forward } from '../forward/handler'
 import { buildFromOptions } from '../forward/from-options'
-import { resolvePoolOptions, type ResolvedLbOptions, type ResolvedPoolOptions } from '../options/resolve'
+import { stateOf } from '../forward/request-state'
+import { readPickInput } from './hash-key'
+import { resolvePoolOptions, type ResolvedLbOptions } from '../options/resolve'
 import { Pool } from '../pool/pool'
 import { HealthRegistry } from '../health/registry'
 import { readRawBody, restoreHeaders } from '../forward/request-body'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
-
-interface PoolRequest extends FastifyRequest {
-  [kPool]: Pool | null
-}
 
 function prepend<T> (hook: T, existing: T | T[] | undefined): T[] {
   if (existing === undefined) return [hook]
@@ -22,11 +20,6 @@ function prepend<T> (hook: T, existing: T | T[] | undefined): T[] {
 function append<T> (hook: T, existing: T | T[] | undefined): T[] {
   if (existing === undefined) return [hook]
   return Array.isArray(existing) ? [...existing, hook] : [existing, hook]
-}
-
-/** A pool with everything it needs from the start: its reply-from options, built once. */
-function newPool (spec: ResolvedPoolOptions): Pool {
-  return new Pool(spec, buildFromOptions(spec.timeout))
 }
 
 /** What the plugin decorates the instance with as `app.lb`. */
@@ -50,7 +43,7 @@ export class LoadBalancer {
   constructor (options: ResolvedLbOptions, readsRawBodies: boolean) {
     this.readsRawBodies = readsRawBodies
     this.health = new HealthRegistry(options.tls)
-    for (const spec of options.pools.values()) this.addPool(newPool(spec))
+    for (const spec of options.pools.values()) this.addPool(new Pool(spec))
   }
 
   /** A pool by name (named in options, or an inline pool by its route URL); throws when there is none. */
@@ -105,7 +98,7 @@ export class LoadBalancer {
     let name = route.url
     if (this.pools.has(name)) name = `${String(route.method)} ${route.url}`
     if (this.pools.has(name)) throw invalidOption(name, 'config.upstream', describeValue(route.url), 'a pool of this name exists already')
-    const pool = newPool(resolvePoolOptions(name, upstream))
+    const pool = new Pool(resolvePoolOptions(name, upstream))
     this.inline.set(upstream, pool)
     this.addPool(pool)
     return pool
@@ -115,15 +108,21 @@ export class LoadBalancer {
     let hook = this.preHandlers.get(pool)
     if (hook === undefined) {
       const affinity = pool.affinity
+      // Built once per pool: the options of its tries, and what its picks read of a request.
+      const fromOptions = buildFromOptions(pool.options.timeout)
       hook = function pickTarget (request, reply, done) {
+        const state = stateOf(request, reply)
+        state.pool = pool
+        state.fromOptions = fromOptions
+        readPickInput(pool, request, state)
         // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
-        const target = affinity === null ? pool.pick(request) : affinity.pick(request, reply)
+        const target = affinity === null ? pool.pick(state) : affinity.pick(state)
         if (target === undefined) {
-          sendNoTarget(reply, pool)
+          pool.noTarget++
+          answers.noTarget(reply, pool.name)
           return
         }
-        request.target = target;
-        (request as PoolRequest)[kPool] = pool
+        request.target = target
         done()
       }
       this.preHandlers.set(pool, hook)

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import type { FastifyRequest } from 'fastify'
+import { pickFor } from '../helpers/pick'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { startUpstreams } from '../helpers/demo-upstream'
@@ -35,7 +35,7 @@ function owners (pool: Pool, n: number): string[] {
   const request = { headers: { 'x-user-id': '' } }
   for (let i = 0; i < n; i++) {
     request.headers['x-user-id'] = `user-${i}`
-    out.push(pool.pick(request as unknown as FastifyRequest)?.id ?? '-')
+    out.push(pickFor(pool, request)?.id ?? '-')
   }
   return out
 }

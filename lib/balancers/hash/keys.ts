@@ -1,18 +1,10 @@
-import type { FastifyRequest } from 'fastify'
-import type { HashKeySource } from '../../options/resolve'
-
 /** Longest key we hash: a longer one is cut, so a huge header cannot cost more than this. */
 const MAX_KEY_LENGTH = 1024
 
-function cut (value: string): string | undefined {
+/** A hash key as hashed: undefined when empty, cut to MAX_KEY_LENGTH when longer. */
+export function cutKey (value: string): string | undefined {
   if (value.length === 0) return undefined
   return value.length > MAX_KEY_LENGTH ? value.slice(0, MAX_KEY_LENGTH) : value
-}
-
-function first (value: unknown): string | undefined {
-  if (typeof value === 'string') return cut(value)
-  if (Array.isArray(value) && typeof value[0] === 'string') return cut(value[0])
-  return undefined
 }
 
 /**
@@ -40,20 +32,4 @@ export function readCookie (header: string | undefined, name: string): string | 
     start = end + 1
   }
   return undefined
-}
-
-/** The hash key of a request, or undefined when it has none (the pool then falls back). */
-export function readHashKey (source: HashKeySource, request: FastifyRequest, ip: string): string | undefined {
-  if (source === 'ip') return ip === '' ? request.ip : ip
-  if (typeof source === 'function') {
-    const key = source(request)
-    return typeof key === 'string' ? cut(key) : undefined
-  }
-  if ('header' in source) return first(request.headers[source.header])
-  if ('cookie' in source) {
-    const value = readCookie(request.headers.cookie, source.cookie)
-    return value === undefined ? undefined : cut(value)
-  }
-  if ('query' in source) return first((request.query as Record<string, unknown> | undefined)?.[source.query])
-  return first((request.params as Record<string, unknown> | undefined)?.[source.param])
 }

@@ -1,22 +1,24 @@
 import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import type { IncomingHttpHeaders } from 'node:http'
+import type { AffinityExchange } from '../affinity/affinity'
 import { sendWith } from './dispatcher'
 import { classifyFailure } from './failure'
-import { sendError } from '../errors'
+import { answers, noAnswerMessage, timedOutMessage } from '../errors'
 import type { FailureKind, Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
-import { rawBodyOf } from './request-body'
 import { decideRetry } from './retry-decision'
 
-export const kExchange = Symbol('fastify-lb.exchange')
-export const kPool = Symbol('fastify-lb.pool')
-
-interface LbRequest extends FastifyRequest {
-  [kExchange]: Exchange | null
-  [kPool]: Pool | null
+/** What an exchange is given of its request: the route's pool and what the plugin's hooks read before the handler. */
+export interface ExchangeSource extends AffinityExchange {
+  readonly request: FastifyRequest
+  readonly answer: FastifyReply
+  readonly pool: Pool | null
+  readonly fromOptions: FastifyReplyFromHooks
+  readonly rawBody: Buffer | undefined
 }
 
 /**
@@ -30,31 +32,19 @@ export interface UpstreamResponse {
   stream: Try | (Stream & { destroy: () => void })
 }
 
-function timedOut (pool: Pool): string {
-  return `Upstream of pool "${pool.name}" timed out`
-}
-
-function noAnswer (pool: Pool): string {
-  return `No upstream of pool "${pool.name}" could answer`
-}
-
-/** A '..' segment, in any spelling, would climb out of the target's base path once resolved. */
-function sendBadPath (reply: FastifyReply, pool: Pool): void {
-  sendError(reply, 400, 'FST_LB_BAD_PATH', `The path has a '..' segment, which pool "${pool.name}" does not forward`)
-}
-
-export function sendNoTarget (reply: FastifyReply, pool: Pool): void {
-  pool.noTarget++
-  sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool.name}" is available`)
-}
-
-/** One client request on its way through a pool, across its tries. */
+/**
+ * One client request on its way through a pool, across its tries: it sends
+ * each try, decides what a failed one leads to (another target, or the
+ * gateway's own answer) and hands the answer that stays to the client.
+ */
 export class Exchange implements TryOwner {
   readonly tried: Target[] = []
   retries = 0
   current: Try | null = null
   /** The client's connection closed before its answer was finished: nobody reads what comes next. */
   private clientLeft = false
+  readonly request: FastifyRequest
+  readonly reply: FastifyReply
   /** The body as it came, which every try sends; undefined without one (or when the gateway's own parsers read it). */
   readonly body: Buffer | undefined
   /**
@@ -64,12 +54,13 @@ export class Exchange implements TryOwner {
    */
   constructor (
     readonly pool: Pool,
-    readonly request: LbRequest,
-    readonly reply: FastifyReply,
+    private readonly from: ExchangeSource,
     readonly source: string,
     readonly query: string
   ) {
-    this.body = rawBodyOf(request)
+    this.request = from.request
+    this.reply = from.answer
+    this.body = from.rawBody
   }
 
   send (target: Target, budgeted: boolean): void {
@@ -78,12 +69,12 @@ export class Exchange implements TryOwner {
     this.tried.push(target)
     this.request.target = target
     try {
-      sendWith(attempt, this.request, this.reply, target.basePath + this.source, this.pool.fromOptions)
+      sendWith(attempt, this.request, this.reply, target.basePath + this.source, this.from.fromOptions)
     } catch (err) {
       // reply-from refuses some paths synchronously: nothing was sent.
       attempt.release()
       if ((err as { statusCode?: unknown }).statusCode !== 400) throw err
-      sendBadPath(this.reply, this.pool)
+      answers.badPath(this.reply, this.pool.name)
     }
   }
 
@@ -94,8 +85,8 @@ export class Exchange implements TryOwner {
 
   /** The target of the next try; none for a client that strict affinity pins to the one that failed. */
   private another (): Target | undefined {
-    if (this.pool.affinity?.holds(this.request) === true) return undefined
-    return this.pool.pickAnother(this.request, this.tried)
+    if (this.pool.affinity?.holds(this.from) === true) return undefined
+    return this.pool.pickAnother(this.from, this.tried)
   }
 
   /**
@@ -151,22 +142,19 @@ export class Exchange implements TryOwner {
     if (attempt.refused) {
       // The gateway's own HTTP client would not send it: no target saw it, so none is charged, and a retry would fare no better.
       this.request.log.error({ err: clientError }, 'fastify-lb: the HTTP client refused to send a request')
-      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `The gateway could not send the request to pool "${this.pool.name}"`)
+      answers.notSent(this.reply, this.pool.name)
       return
     }
     this.pool.record(attempt.target, 0, failure, latency)
     if (failure === 'aborted' || this.clientLeft) {
       // The client left: nobody reads an answer; send a minimal one so Fastify finishes the request.
-      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', `Request to pool "${this.pool.name}" was abandoned by the client`)
+      answers.abandoned(this.reply, this.pool.name)
       return
     }
     // A refused connection, or a try that never got one, sent nothing: it goes elsewhere whatever its method, free of budget.
     if (this.retryOn(failure, failure !== 'connect' && failure !== 'queue')) return
-    if (failure === 'timeout' || failure === 'queue') {
-      sendError(this.reply, 504, 'FST_LB_GATEWAY_TIMEOUT', timedOut(this.pool))
-    } else {
-      sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', noAnswer(this.pool))
-    }
+    if (failure === 'timeout' || failure === 'queue') answers.timedOut(this.reply, this.pool.name)
+    else answers.noAnswer(this.reply, this.pool.name)
   }
 
   /**
@@ -187,7 +175,7 @@ export class Exchange implements TryOwner {
     const timeout = err.code === 'UND_ERR_BODY_TIMEOUT'
     err.statusCode = timeout ? 504 : 502
     err.code = timeout ? 'FST_LB_GATEWAY_TIMEOUT' : 'FST_LB_BAD_GATEWAY'
-    err.message = timeout ? timedOut(this.pool) : noAnswer(this.pool)
+    err.message = timeout ? timedOutMessage(this.pool.name) : noAnswerMessage(this.pool.name)
   }
 
   onResponse (res: UpstreamResponse): void {
@@ -219,8 +207,8 @@ export class Exchange implements TryOwner {
     if (affinity !== null) {
       // The cookie's name is the gateway's: an upstream's cookie of that name must not replace it. After failover
       // the cookie follows the client to the target that answered, and setting it keeps it the only one of its name.
-      if (attempt.target !== this.tried[0]) affinity.follow(this.request, this.reply, this.tried[0], attempt.target)
-      else if (res.headers['set-cookie'] !== undefined) affinity.keepOwn(this.request, this.reply)
+      if (attempt.target !== this.tried[0]) affinity.follow(this.from, this.tried[0], attempt.target)
+      else if (res.headers['set-cookie'] !== undefined) affinity.keepOwn(this.from)
     }
     const body = res.stream
     if (body instanceof Try) {
@@ -249,92 +237,6 @@ export class Exchange implements TryOwner {
 
   answerFailed (err: unknown): void {
     this.request.log.error({ err }, 'fastify-lb: passing an upstream answer on failed')
-    if (!this.reply.sent) sendError(this.reply, 502, 'FST_LB_BAD_GATEWAY', noAnswer(this.pool))
+    if (!this.reply.sent) answers.noAnswer(this.reply, this.pool.name)
   }
-}
-
-export function exchangeOf (request: object): Exchange | null {
-  return (request as Partial<LbRequest>)[kExchange] ?? null
-}
-
-/**
- * The request path as it goes upstream. An absolute-form request target
- * (`GET http://other/x`) keeps only its path, so a client can never choose the
- * origin; everything else is passed on unchanged.
- */
-export function upstreamPath (url: string): string {
-  if (url.charCodeAt(0) === 47 /* / */) return url
-  try {
-    const parsed = new URL(url)
-    return parsed.pathname + parsed.search
-  } catch {
-    return '/' + url
-  }
-}
-
-const ASTERISK_ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS'
-
-function isWebSocketUpgrade (value: string): boolean {
-  return value.toLowerCase().includes('websocket')
-}
-
-/**
- * Whether a path has a '..' segment once decoded, a backslash (raw or %5C)
- * counting as '/', as many upstream servers read it. reply-from checks only
- * for '/..' and '../', so '/%5c..%5c' would pass it and climb out of the
- * target's base path at such an upstream.
- */
-export function climbs (path: string): boolean {
-  // Most paths have neither '..' nor an escape: one scan each.
-  if (!path.includes('..') && !path.includes('%')) return false
-  let decoded: string
-  try {
-    decoded = decodeURIComponent(path)
-  } catch {
-    // Not decodable, so no '..' either (Fastify refuses such paths before routing; an absolute-form target may bring one).
-    return false
-  }
-  const segments = decoded.replaceAll('\\', '/').split('/')
-  for (let i = 0; i < segments.length; i++) if (segments[i] === '..') return true
-  return false
-}
-
-/** The route handler that proxies a request to request.target, with failover. */
-export function forward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const pool = (request as LbRequest)[kPool]
-  const target = request.target
-  if (pool === null || target === null) {
-    // Used on a route without an upstream: answer like an empty pool rather than guess a destination.
-    sendError(reply, 503, 'FST_LB_NO_TARGET', 'This route has no upstream pool')
-    return reply
-  }
-  const raw = request.raw
-  if (raw.headers.upgrade !== undefined && isWebSocketUpgrade(raw.headers.upgrade)) {
-    // Until upgrades are tunnelled, a clear answer: the upstream would see a plain GET and answer something else.
-    sendError(reply, 501, 'FST_LB_UPGRADE_UNSUPPORTED', `Pool "${pool.name}" does not forward WebSocket upgrades`)
-    return reply
-  }
-  const rawUrl = raw.url ?? '/'
-  if (rawUrl === '*') {
-    // OPTIONS * asks about the server the client talks to, the gateway, and undici sends no asterisk-form target.
-    if (request.method === 'OPTIONS') reply.code(204).header('allow', ASTERISK_ALLOW).send()
-    else sendError(reply, 400, 'FST_LB_BAD_PATH', `Only OPTIONS may name "*", which pool "${pool.name}" does not forward`)
-    return reply
-  }
-  const url = upstreamPath(rawUrl)
-  const q = url.indexOf('?')
-  let path = q === -1 ? url : url.slice(0, q)
-  if (climbs(path)) {
-    sendBadPath(reply, pool)
-    return reply
-  }
-  // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
-  if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
-  const lbRequest = request as LbRequest
-  const exchange = new Exchange(pool, lbRequest, reply, path, q === -1 ? '' : url.slice(q + 1))
-  lbRequest[kExchange] = exchange
-  reply.raw.on('close', exchange.clientClosed)
-  pool.retryBudget.deposit()
-  exchange.send(target as Target, false)
-  return reply
 }

@@ -1,0 +1,45 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { answers } from '../errors'
+import type { Target } from '../pool/target'
+import { Exchange } from './exchange'
+import { knownStateOf } from './request-state'
+import { ASTERISK_ALLOW, climbs, isWebSocketUpgrade, upstreamPath } from './request-path'
+
+/** The route handler that proxies a request to request.target, with failover. */
+export function forward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const state = knownStateOf(request)
+  const pool = state?.pool ?? null
+  const target = request.target
+  if (state === null || pool === null || target === null) {
+    answers.noRoutePool(reply)
+    return reply
+  }
+  const raw = request.raw
+  if (raw.headers.upgrade !== undefined && isWebSocketUpgrade(raw.headers.upgrade)) {
+    // Until upgrades are tunnelled, a clear answer: the upstream would see a plain GET and answer something else.
+    answers.upgradeUnsupported(reply, pool.name)
+    return reply
+  }
+  const rawUrl = raw.url ?? '/'
+  if (rawUrl === '*') {
+    // OPTIONS * asks about the server the client talks to, the gateway, and undici sends no asterisk-form target.
+    if (request.method === 'OPTIONS') reply.code(204).header('allow', ASTERISK_ALLOW).send()
+    else answers.asteriskNotOptions(reply, pool.name)
+    return reply
+  }
+  const url = upstreamPath(rawUrl)
+  const q = url.indexOf('?')
+  let path = q === -1 ? url : url.slice(0, q)
+  if (climbs(path)) {
+    answers.badPath(reply, pool.name)
+    return reply
+  }
+  // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
+  if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
+  const exchange = new Exchange(pool, state, path, q === -1 ? '' : url.slice(q + 1))
+  state.exchange = exchange
+  reply.raw.on('close', exchange.clientClosed)
+  pool.retryBudget.deposit()
+  exchange.send(target as Target, false)
+  return reply
+}

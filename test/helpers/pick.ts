@@ -1,0 +1,9 @@
+import type { FastifyRequest } from 'fastify'
+import type { Pool } from '../../lib/pool/pool'
+import type { Target } from '../../lib/pool/target'
+import { readPickInput } from '../../lib/route/hash-key'
+
+/** The first-try pick of a request-like object, as the route's pick hook makes it (without affinity). */
+export function pickFor (pool: Pool, request: object): Target | undefined {
+  return pool.pick(readPickInput(pool, request as FastifyRequest, { key: undefined, ip: '' }))
+}
