@@ -1,6 +1,5 @@
 import { createHash, createSecretKey, type KeyObject } from 'node:crypto'
-import { invalidOption } from '../errors'
-import { checkBoolean, checkRecord } from '../options/validate'
+import { OptionReader, type OptionKey } from '../options/reader'
 
 /** Cookie-based session affinity of a pool (pool option `affinity`). */
 export interface AffinityOptions {
@@ -68,54 +67,41 @@ export function defaultCookieName (pool: string): string {
   return safe === '' ? `lb_${digest}` : `lb_${safe}_${digest}`
 }
 
-function secretKeys (pool: string, value: unknown): KeyObject[] {
-  const list = Array.isArray(value) ? value : [value]
-  if (value === undefined || list.length === 0) {
-    throw invalidOption(pool, 'affinity.secret', value, 'is required: a string or Buffer of at least 16 bytes, or a list of them')
-  }
-  return list.map((secret: unknown, i) => {
-    const field = Array.isArray(value) ? `affinity.secret[${i}]` : 'affinity.secret'
-    const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? secret : null
-    // The value of a secret never goes into an error message: only its type and length.
-    if (bytes === null) throw invalidOption(pool, field, `<${typeof secret}>`, 'must be a string or a Buffer')
-    if (bytes.length < MIN_SECRET_BYTES) throw invalidOption(pool, field, `<${bytes.length} bytes>`, `must be at least ${MIN_SECRET_BYTES} bytes`)
-    return createSecretKey(Buffer.from(bytes))
-  })
+function secretKey (at: OptionReader, key: OptionKey): KeyObject {
+  const secret = at.value(key)
+  const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? secret : null
+  // The value of a secret never goes into an error message: only its type and length.
+  if (bytes === null) at.fail(key, 'must be a string or a Buffer', `<${typeof secret}>`)
+  if (bytes.length < MIN_SECRET_BYTES) at.fail(key, `must be at least ${MIN_SECRET_BYTES} bytes`, `<${bytes.length} bytes>`)
+  return createSecretKey(Buffer.from(bytes))
 }
 
-function checkPattern (pool: string, field: string, value: unknown, pattern: RegExp, why: string): string {
-  if (typeof value !== 'string' || !pattern.test(value)) throw invalidOption(pool, field, value, why)
-  return value
+function secretKeys (r: OptionReader): KeyObject[] {
+  const value = r.value('secret')
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) {
+    r.fail('secret', 'is required: a string or Buffer of at least 16 bytes, or a list of them')
+  }
+  return r.oneOrMany('secret', secretKey)
 }
 
 /** Validates a pool's `affinity` option; null when the pool has none. Throws FST_LB_INVALID_OPTION. */
 export function resolveAffinity (pool: string, value: unknown): ResolvedAffinity | null {
   if (value === undefined || value === false) return null
-  const spec = checkRecord(pool, 'affinity', value, KEYS, 'affinity', 'must be an object with at least { secret }')
-  const maxAge = spec.maxAge ?? 0
-  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > MAX_AGE_LIMIT) {
-    throw invalidOption(pool, 'affinity.maxAge', maxAge, `must be a whole number of seconds from 0 (a browser-session cookie) to ${MAX_AGE_LIMIT}`)
-  }
-  const sameSite = spec.sameSite ?? 'lax'
-  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
-    throw invalidOption(pool, 'affinity.sameSite', sameSite, "must be 'lax', 'strict' or 'none'")
-  }
-  const secure = spec.secure ?? 'auto'
-  if (secure !== 'auto' && typeof secure !== 'boolean') throw invalidOption(pool, 'affinity.secure', secure, "must be true, false or 'auto'")
-  if (sameSite === 'none' && secure === false) {
-    throw invalidOption(pool, 'affinity.secure', secure, "must not be false with sameSite 'none': browsers drop such cookies")
-  }
+  const r: OptionReader = OptionReader.record(pool, 'affinity', value, KEYS, 'affinity', 'must be an object with at least { secret }')
+  const maxAge = r.integer('maxAge', 0, 0, MAX_AGE_LIMIT, `must be a whole number of seconds from 0 (a browser-session cookie) to ${MAX_AGE_LIMIT}`)
+  const sameSite = r.oneOf('sameSite', 'lax', ['lax', 'strict', 'none'], "must be 'lax', 'strict' or 'none'")
+  const secure = r.value('secure') ?? 'auto'
+  if (secure !== 'auto' && typeof secure !== 'boolean') r.fail('secure', "must be true, false or 'auto'", secure)
+  if (sameSite === 'none' && secure === false) r.fail('secure', "must not be false with sameSite 'none': browsers drop such cookies", secure)
   return {
-    cookie: spec.cookie === undefined
-      ? defaultCookieName(pool)
-      : checkPattern(pool, 'affinity.cookie', spec.cookie, TOKEN, 'must be a cookie name: 1 to 64 token characters'),
-    keys: secretKeys(pool, spec.secret),
+    cookie: r.optionalMatching('cookie', TOKEN, 'must be a cookie name: 1 to 64 token characters') ?? defaultCookieName(pool),
+    keys: secretKeys(r),
     maxAge,
-    path: spec.path === undefined ? '/' : checkPattern(pool, 'affinity.path', spec.path, PATH, "must start with '/' and hold no ';', spaces or control characters"),
-    domain: spec.domain === undefined ? undefined : checkPattern(pool, 'affinity.domain', spec.domain, DOMAIN, 'must be a host name'),
+    path: r.optionalMatching('path', PATH, "must start with '/' and hold no ';', spaces or control characters") ?? '/',
+    domain: r.optionalMatching('domain', DOMAIN, 'must be a host name'),
     sameSite,
     secure,
-    httpOnly: checkBoolean(pool, 'affinity.httpOnly', spec.httpOnly, true),
-    strict: checkBoolean(pool, 'affinity.strict', spec.strict, false)
+    httpOnly: r.optionalBoolean('httpOnly') ?? true,
+    strict: r.optionalBoolean('strict') ?? false
   }
 }

@@ -1,7 +1,6 @@
-import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { Resolver } from 'node:dns/promises'
-import { invalidOption } from '../errors'
-import { checkInteger, isRecord } from '../options/validate'
+import { OptionReader, type OptionKey } from '../options/reader'
+import { certificate, checkPem, privateKey, readTls, type Pem, type ResolvedTls, type TlsOptions } from '../options/tls'
 
 /** What a DNS or Consul provider does with an answer that lists no target. */
 export type OnEmpty = 'keep' | 'remove'
@@ -42,18 +41,8 @@ export interface DnsDiscoveryOptions {
   onEmpty?: OnEmpty
 }
 
-/** A PEM certificate, key or CA bundle: its contents (not a file's path), as a string or a Buffer. */
-export type Pem = string | Buffer
-
-/** TLS towards a registry reached over https. Its certificate is verified unless rejectUnauthorized is false. */
-export interface RegistryTlsOptions {
-  /** CA certificate(s) to trust instead of Node's bundled ones (PEM). */
-  ca?: Pem | Pem[]
-  /** Verify the registry's certificate (default true). */
-  rejectUnauthorized?: boolean
-  /** The name the registry's certificate must carry, when it is not the URL's host. */
-  servername?: string
-}
+/** TLS towards a registry reached over https: the same options as towards upstreams. */
+export type RegistryTlsOptions = TlsOptions
 
 /** TLS towards etcd: a registry's, plus a client certificate for etcd's `--client-cert-auth`. */
 export interface EtcdTlsOptions extends RegistryTlsOptions {
@@ -139,12 +128,9 @@ export interface ResolvedDnsDiscovery {
 }
 
 /** TLS options for a provider's undici Agent (its `connect` options). */
-export interface ResolvedRegistryTls {
-  ca?: Pem | Pem[]
+export interface ResolvedRegistryTls extends ResolvedTls {
   cert?: Pem
   key?: Pem
-  rejectUnauthorized: boolean
-  servername?: string
 }
 
 export interface ResolvedConsulDiscovery {
@@ -197,101 +183,19 @@ const TLS_KEYS: Record<'consul' | 'etcd', readonly string[]> = {
   etcd: ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername']
 }
 
-/**
- * How a secret (a password, a private key) or a PEM blob appears in an error
- * message: its type and length, never its contents.
- */
-function shapeOf (value: unknown): unknown {
-  if (value === undefined) return undefined
-  if (typeof value === 'string') return `<${value.length} character${value.length === 1 ? '' : 's'}>`
-  if (Buffer.isBuffer(value)) return `<${value.length} byte${value.length === 1 ? '' : 's'}>`
-  return `<${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}>`
-}
-
 const HOUR = 3_600_000
 
-type Spec = Record<string, unknown>
-
-/** Validates one field; `at` is the field's path in messages, e.g. 'discovery[0].port'. */
-class Fields {
-  constructor (readonly pool: string, readonly at: string, readonly spec: Spec) {}
-
-  fail (field: string, why: string): never {
-    throw invalidOption(this.pool, `${this.at}.${field}`, this.spec[field], why)
-  }
-
-  /** Like fail, showing only the value's type and length (the field's own, unless given: a list's item). */
-  failSecret (field: string, why: string, value: unknown = this.spec[field]): never {
-    throw invalidOption(this.pool, `${this.at}.${field}`, shapeOf(value), why)
-  }
-
-  string (field: string, fallback?: string): string {
-    const value = this.spec[field] ?? fallback
-    if (typeof value !== 'string' || value.length === 0) this.fail(field, 'must be a non-empty string')
-    return value
-  }
-
-  optionalString (field: string): string | undefined {
-    return this.spec[field] === undefined ? undefined : this.string(field)
-  }
-
-  /** An optional password or token: a non-empty string, never shown in a message. */
-  optionalSecret (field: string): string | undefined {
-    const value = this.spec[field]
-    if (value === undefined) return undefined
-    if (typeof value !== 'string' || value.length === 0) this.failSecret(field, 'must be a non-empty string')
-    return value
-  }
-
-  integer (field: string, fallback: number, min: number, max: number): number {
-    return checkInteger(this.pool, `${this.at}.${field}`, this.spec[field] ?? fallback, min, max)
-  }
-
-  oneOf<T extends string> (field: string, fallback: T, allowed: readonly T[]): T {
-    const value = this.spec[field] ?? fallback
-    if (!allowed.includes(value as T)) this.fail(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
-    return value as T
-  }
-
-  strings (field: string): string[] {
-    const value = this.spec[field]
-    if (value === undefined) return []
-    const list = Array.isArray(value) ? value : [value]
-    if (list.length === 0 || !list.every((v) => typeof v === 'string' && v.length > 0)) {
-      this.fail(field, 'must be a non-empty string or an array of them')
-    }
-    return list as string[]
-  }
-
-  httpUrl (field: string, value: unknown): string {
-    let parsed: URL | null = null
-    try {
-      parsed = typeof value === 'string' ? new URL(value) : null
-    } catch {}
-    if (parsed === null || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.search !== '' || parsed.hash !== '') {
-      throw invalidOption(this.pool, `${this.at}.${field}`, value, 'must be an http(s) URL without a query')
-    }
-    return parsed.origin + parsed.pathname.replace(/\/+$/, '')
-  }
-}
-
-/**
- * Checks a PEM value with `parse` (Node's own parser decides what it accepts).
- * A refusal names the field and shows only the value's type and length.
- */
-function checkPem<T> (f: Fields, field: string, value: unknown, what: string, parse: (value: Pem) => T): T {
-  const fail = (why: string): never => f.failSecret(field, why, value)
-  if ((typeof value !== 'string' && !Buffer.isBuffer(value)) || value.length === 0) return fail(`must be ${what} in PEM, as a string or a Buffer`)
-  const text = typeof value === 'string' ? value : value.toString('latin1')
-  if (!text.includes('-----BEGIN ')) return fail(`must hold ${what} in PEM: the file's contents (readFileSync(path)), not its path`)
+/** A registry's URL, without a trailing slash; `value` is the key's own unless given (a default). */
+function httpUrl (at: OptionReader, key: OptionKey, value: unknown = at.value(key)): string {
+  let parsed: URL | null = null
   try {
-    return parse(value)
-  } catch (err) {
-    return fail(`is not ${what} Node can read: ${err instanceof Error ? err.message : String(err)}`)
+    parsed = typeof value === 'string' ? new URL(value) : null
+  } catch {}
+  if (parsed === null || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.search !== '' || parsed.hash !== '') {
+    at.fail(key, 'must be an http(s) URL without a query', value)
   }
+  return parsed.origin + parsed.pathname.replace(/\/+$/, '')
 }
-
-const certificate = (value: Pem): X509Certificate => new X509Certificate(value)
 
 /**
  * A provider's `tls`: CA certificates, a client certificate and key (both or
@@ -300,45 +204,27 @@ const certificate = (value: Pem): X509Certificate => new X509Certificate(value)
  * connection; their contents never appear in a message. `tls` only makes sense
  * with https URLs, so an http one is refused.
  */
-function resolveTls (f: Fields, type: 'consul' | 'etcd', urls: string[]): ResolvedRegistryTls | undefined {
-  const value = f.spec.tls
-  if (value === undefined) return undefined
-  if (!isRecord(value)) f.failSecret('tls', `must be an object with ${TLS_KEYS[type].join(', ')}`)
-  const t = new Fields(f.pool, `${f.at}.tls`, value)
-  for (const key of Object.keys(value)) {
-    if (!TLS_KEYS[type].includes(key)) t.failSecret(key, `is not a tls option of the ${type} provider`)
-  }
+function resolveTls (f: OptionReader, type: 'consul' | 'etcd', urls: string[]): ResolvedRegistryTls | undefined {
+  if (!f.has('tls')) return undefined
+  const t: OptionReader = f.object('tls', { shape: `must be an object with ${TLS_KEYS[type].join(', ')}`, secret: true })
+    .known(TLS_KEYS[type], `is not a tls option of the ${type} provider`, () => true)
   const plain = urls.findIndex((u) => !u.startsWith('https:'))
-  if (plain !== -1) {
-    const field = Array.isArray(f.spec.url) ? `url[${plain}]` : 'url'
-    throw invalidOption(f.pool, `${f.at}.${field}`, urls[plain], 'must be an https URL when tls is set')
-  }
-  if (value.rejectUnauthorized !== undefined && typeof value.rejectUnauthorized !== 'boolean') t.fail('rejectUnauthorized', 'must be a boolean')
-  const tls: ResolvedRegistryTls = { rejectUnauthorized: value.rejectUnauthorized !== false }
-  const servername = t.optionalString('servername')
-  if (servername !== undefined) tls.servername = servername
-  const { ca, cert, key } = value
-  if (Array.isArray(ca)) {
-    if (ca.length === 0) t.failSecret('ca', 'must be a CA certificate in PEM or a non-empty array of them')
-    ca.forEach((one: unknown, i) => checkPem(t, `ca[${i}]`, one, 'a CA certificate', certificate))
-    tls.ca = ca as Pem[]
-  } else if (ca !== undefined) {
-    checkPem(t, 'ca', ca, 'a CA certificate', certificate)
-    tls.ca = ca as Pem
-  }
+  if (plain !== -1) f.fail(Array.isArray(f.value('url')) ? `url[${plain}]` : 'url', 'must be an https URL when tls is set', urls[plain])
+  const tls: ResolvedRegistryTls = readTls(t, true)
+  const cert = t.value('cert')
+  const key = t.value('key')
   if (cert === undefined && key === undefined) return tls
   if (cert === undefined) t.fail('cert', 'is required with tls.key')
   if (key === undefined) t.failSecret('key', 'is required with tls.cert')
-  const parsed = checkPem(t, 'cert', cert, 'a certificate', certificate)
-  const privateKey = checkPem(t, 'key', key, 'a private key', (v) => createPrivateKey(v))
-  if (!parsed.checkPrivateKey(privateKey)) t.failSecret('key', 'is not the private key of tls.cert')
+  const parsed = checkPem(t, 'cert', 'a certificate', certificate)
+  if (!parsed.checkPrivateKey(checkPem(t, 'key', 'a private key', privateKey))) t.failSecret('key', 'is not the private key of tls.cert')
   tls.cert = cert as Pem
   tls.key = key as Pem
   return tls
 }
 
 /** etcd's `username` and `password`: both or neither. */
-function resolveCredentials (f: Fields): EtcdCredentials | undefined {
+function resolveCredentials (f: OptionReader): EtcdCredentials | undefined {
   const username = f.optionalString('username')
   const password = f.optionalSecret('password')
   if (username === undefined && password === undefined) return undefined
@@ -347,7 +233,7 @@ function resolveCredentials (f: Fields): EtcdCredentials | undefined {
   return { username, password }
 }
 
-function resolveFile (f: Fields): ResolvedFileDiscovery {
+function resolveFile (f: OptionReader): ResolvedFileDiscovery {
   return {
     type: 'file',
     path: f.string('path'),
@@ -356,13 +242,13 @@ function resolveFile (f: Fields): ResolvedFileDiscovery {
   }
 }
 
-function resolveDns (f: Fields): ResolvedDnsDiscovery {
+function resolveDns (f: OptionReader): ResolvedDnsDiscovery {
   const record = f.oneOf('record', 'SRV', ['SRV', 'A', 'AAAA'])
   let port = 0
   if (record === 'SRV') {
-    if (f.spec.port !== undefined) f.fail('port', 'is given by SRV records; set it only with record A or AAAA')
+    if (f.has('port')) f.fail('port', 'is given by SRV records; set it only with record A or AAAA')
   } else {
-    if (f.spec.port === undefined) f.fail('port', `is required with record '${record}'`)
+    if (!f.has('port')) f.fail('port', `is required with record '${record}'`)
     port = f.integer('port', 0, 1, 65535)
   }
   const resolver = f.strings('resolver')
@@ -389,14 +275,14 @@ function resolveDns (f: Fields): ResolvedDnsDiscovery {
   }
 }
 
-function resolveRetry (f: Fields): { retryInterval: number, maxRetryInterval: number } {
+function resolveRetry (f: OptionReader): { retryInterval: number, maxRetryInterval: number } {
   const maxRetryInterval = f.integer('maxRetryInterval', 30_000, 1, HOUR)
   const retryInterval = f.integer('retryInterval', Math.min(1000, maxRetryInterval), 1, maxRetryInterval)
   return { retryInterval, maxRetryInterval }
 }
 
-function resolveConsul (f: Fields): ResolvedConsulDiscovery {
-  const url = f.httpUrl('url', f.spec.url ?? 'http://127.0.0.1:8500')
+function resolveConsul (f: OptionReader): ResolvedConsulDiscovery {
+  const url = httpUrl(f, 'url', f.value('url') ?? 'http://127.0.0.1:8500')
   return {
     type: 'consul',
     url,
@@ -414,11 +300,10 @@ function resolveConsul (f: Fields): ResolvedConsulDiscovery {
   }
 }
 
-function resolveEtcd (f: Fields): ResolvedEtcdDiscovery {
-  const raw = f.spec.url ?? 'http://127.0.0.1:2379'
-  const list = Array.isArray(raw) ? raw : [raw]
-  if (list.length === 0) f.fail('url', 'must name at least one etcd client URL')
-  const urls = list.map((u, i) => f.httpUrl(Array.isArray(raw) ? `url[${i}]` : 'url', u))
+function resolveEtcd (f: OptionReader): ResolvedEtcdDiscovery {
+  const raw = f.value('url')
+  if (Array.isArray(raw) && raw.length === 0) f.fail('url', 'must name at least one etcd client URL')
+  const urls = raw == null ? [httpUrl(f, 'url', 'http://127.0.0.1:2379')] : f.oneOrMany('url', httpUrl)
   return {
     type: 'etcd',
     urls,
@@ -430,7 +315,7 @@ function resolveEtcd (f: Fields): ResolvedEtcdDiscovery {
   }
 }
 
-const RESOLVERS: Record<DiscoveryOptions['type'], (f: Fields) => ResolvedDiscovery> = {
+const RESOLVERS: Record<DiscoveryOptions['type'], (f: OptionReader) => ResolvedDiscovery> = {
   file: resolveFile,
   dns: resolveDns,
   consul: resolveConsul,
@@ -443,18 +328,10 @@ export function resolveDiscovery (pool: string, value: unknown): ResolvedDiscove
   const list: unknown[] = Array.isArray(value) ? value : [value]
   return list.map((spec, i) => {
     const at = Array.isArray(value) ? `discovery[${i}]` : 'discovery'
-    if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
-      throw invalidOption(pool, at, spec, "must be a provider's options, e.g. { type: 'file', path }")
-    }
-    const fields = new Fields(pool, at, spec as Spec)
-    if ((spec as Spec).type === undefined) fields.fail('type', "is required: 'file', 'dns', 'consul' or 'etcd'")
-    const type = fields.oneOf<DiscoveryOptions['type']>('type', 'file', ['file', 'dns', 'consul', 'etcd'])
-    for (const key of Object.keys(spec)) {
-      if (KEYS[type].includes(key)) continue
-      const why = `is not an option of the ${type} provider`
-      if (SECRET_KEYS.has(key)) fields.failSecret(key, why)
-      else fields.fail(key, why)
-    }
-    return RESOLVERS[type](fields)
+    const f: OptionReader = OptionReader.of(pool, at, spec, { shape: "must be a provider's options, e.g. { type: 'file', path }" })
+    if (!f.has('type')) f.fail('type', "is required: 'file', 'dns', 'consul' or 'etcd'")
+    const type = f.oneOf<DiscoveryOptions['type']>('type', 'file', ['file', 'dns', 'consul', 'etcd'])
+    f.known(KEYS[type], `is not an option of the ${type} provider`, (key) => SECRET_KEYS.has(key))
+    return RESOLVERS[type](f)
   })
 }

@@ -3,6 +3,7 @@ import { skipUnsolicitedContinue } from './interim-continue'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import type { AnswerCallback, Try } from './try'
+import type { ResolvedTls } from '../options/tls'
 
 /**
  * The try that is being handed to reply-from right now. reply-from calls the
@@ -28,7 +29,7 @@ export function sendWith (attempt: Try, request: FastifyRequest, reply: FastifyR
 export interface DispatcherOptions {
   connectTimeout: number
   connections: number
-  tls: { rejectUnauthorized: boolean, ca?: string | Buffer | Array<string | Buffer>, servername?: string }
+  tls: ResolvedTls
 }
 
 type RequestCallback = (err: Error | null, data: Dispatcher.ResponseData) => void

@@ -1,6 +1,7 @@
 import type { LastCheck, Target } from '../pool/target'
 import { describeSocketError, endpointOf, type CancelCheck, type CheckDone, type CheckEndpoint } from './checks/endpoint'
-import { httpCheck, type CheckTls } from './checks/http'
+import { httpCheck } from './checks/http'
+import type { ResolvedTls } from '../options/tls'
 import type { ResolvedHealthCheck } from './options'
 import { tcpCheck } from './checks/tcp'
 
@@ -59,13 +60,13 @@ export class Monitor {
   lastCheck: LastCheck | null = null
   readonly watchers = new Map<Target, HealthWatcher>()
   private readonly endpoint: CheckEndpoint
-  private readonly tls: CheckTls
+  private readonly tls: ResolvedTls
   private readonly report: MonitorReport
   private timer: NodeJS.Timeout | null = null
   private cancel: CancelCheck | null = null
   private stopped = false
 
-  constructor (target: Target, check: ResolvedHealthCheck, tls: CheckTls, report: MonitorReport) {
+  constructor (target: Target, check: ResolvedHealthCheck, tls: ResolvedTls, report: MonitorReport) {
     this.id = target.id
     this.url = target.url
     this.check = check

@@ -1,5 +1,4 @@
-import { invalidOption } from '../errors'
-import { checkInteger, checkNumber, checkRecord } from '../options/validate'
+import { OptionReader } from '../options/reader'
 
 /** An expected status, or an inclusive range of them such as [200, 399]. */
 export type StatusMatch = number | [number, number]
@@ -90,73 +89,66 @@ export interface ResolvedSlowStart {
   minWeight: number
 }
 
-function oneOf<T extends string> (pool: string, field: string, value: unknown, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw invalidOption(pool, field, value, `must be one of ${allowed.join(', ')}`)
-  }
-  return value as T
+/** Lists the choices unquoted, as these messages always have. */
+function oneOf<T extends string> (r: OptionReader, key: string | number, fallback: T | undefined, allowed: readonly T[]): T {
+  return r.oneOf(key, fallback, allowed, `must be one of ${allowed.join(', ')}`)
 }
 
-function resolveStatuses (pool: string, value: unknown): Array<readonly [number, number]> {
-  const field = 'healthCheck.expectedStatuses'
-  if (!Array.isArray(value) || value.length === 0) throw invalidOption(pool, field, value, 'must be a non-empty array of statuses or [from, to] ranges')
-  return value.map((entry: unknown, i) => {
-    if (Array.isArray(entry)) {
-      if (entry.length !== 2) throw invalidOption(pool, `${field}[${i}]`, entry, 'a range is [from, to]')
-      const from = checkInteger(pool, `${field}[${i}][0]`, entry[0], 100, 599)
-      const to = checkInteger(pool, `${field}[${i}][1]`, entry[1], from, 599)
-      return [from, to] as const
+function resolveStatuses (r: OptionReader): Array<readonly [number, number]> {
+  const value = r.value('expectedStatuses')
+  if (!Array.isArray(value) || value.length === 0) r.fail('expectedStatuses', 'must be a non-empty array of statuses or [from, to] ranges')
+  const list = r.items('expectedStatuses', '')
+  return list.map((i) => {
+    if (!Array.isArray(list.value(i))) {
+      const status = list.integer(i, undefined, 100, 599)
+      return [status, status] as const
     }
-    const status = checkInteger(pool, `${field}[${i}]`, entry, 100, 599)
-    return [status, status] as const
+    const range = list.items(i, '')
+    if (range.keys().length !== 2) list.fail(i, 'a range is [from, to]')
+    const from = range.integer(0, undefined, 100, 599)
+    return [from, range.integer(1, undefined, from, 599)] as const
   })
 }
 
-function resolveBody (pool: string, value: unknown): string | RegExp | null {
+function resolveBody (r: OptionReader): string | RegExp | null {
+  const value = r.value('body')
   if (value === undefined) return null
   if (typeof value === 'string' && value.length > 0) return value
   // A global or sticky RegExp remembers lastIndex between test() calls: every check must start afresh.
   if (value instanceof RegExp) return new RegExp(value.source, value.flags.replace(/[gy]/g, ''))
-  throw invalidOption(pool, 'healthCheck.body', value, 'must be a non-empty string or a RegExp')
+  return r.fail('body', 'must be a non-empty string or a RegExp')
 }
 
 const CHECK_KEYS = new Set(['type', 'path', 'method', 'expectedStatuses', 'body', 'host', 'port', 'timeout', 'interval', 'jitter', 'healthyThreshold', 'unhealthyThreshold', 'initialState'])
 const HTTP_ONLY = ['path', 'method', 'expectedStatuses', 'body', 'host']
+const CHECK_PATH = /^\/[^\s#]*$/
+const HOST = /^[A-Za-z0-9.:[\]-]+$/
 
 /** Validates `healthCheck`; null when active checks are off (the default). */
 export function resolveHealthCheck (pool: string, value: unknown): ResolvedHealthCheck | null {
   if (value === undefined || value === false) return null
-  const spec = checkRecord(pool, 'healthCheck', value, CHECK_KEYS)
-  const type = oneOf(pool, 'healthCheck.type', spec.type ?? 'http', ['http', 'tcp'] as const)
+  const r = OptionReader.record(pool, 'healthCheck', value, CHECK_KEYS)
+  const type = oneOf(r, 'type', 'http', ['http', 'tcp'] as const)
   if (type === 'tcp') {
-    for (const key of HTTP_ONLY) {
-      if (spec[key] !== undefined) throw invalidOption(pool, `healthCheck.${key}`, spec[key], "applies to type 'http' only")
-    }
+    for (const key of HTTP_ONLY) if (r.has(key)) r.fail(key, "applies to type 'http' only")
   }
-  const path = spec.path ?? '/health'
-  if (typeof path !== 'string' || !/^\/[^\s#]*$/.test(path)) {
-    throw invalidOption(pool, 'healthCheck.path', path, "must be a path starting with '/', without spaces or a fragment")
-  }
-  const method = spec.method ?? 'GET'
-  if (typeof method !== 'string' || !/^[A-Za-z]+$/.test(method)) throw invalidOption(pool, 'healthCheck.method', method, 'must be a method name')
-  const host = spec.host ?? null
-  if (host !== null && (typeof host !== 'string' || !/^[A-Za-z0-9.:[\]-]+$/.test(host))) {
-    throw invalidOption(pool, 'healthCheck.host', host, 'must be a host name, optionally with a port')
-  }
+  const path = r.matching('path', '/health', CHECK_PATH, "must be a path starting with '/', without spaces or a fragment")
+  const method = r.method('method', 'GET')
+  const host = r.value('host') == null ? null : r.matching('host', undefined, HOST, 'must be a host name, optionally with a port')
   const resolved: Omit<ResolvedHealthCheck, 'key'> = {
     type,
     path,
-    method: method.toUpperCase(),
-    expectedStatuses: spec.expectedStatuses === undefined ? [[200, 399]] : resolveStatuses(pool, spec.expectedStatuses),
-    body: resolveBody(pool, spec.body),
+    method,
+    expectedStatuses: r.has('expectedStatuses') ? resolveStatuses(r) : [[200, 399]],
+    body: resolveBody(r),
     host,
-    port: spec.port === undefined ? null : checkInteger(pool, 'healthCheck.port', spec.port, 1, 65535),
-    timeout: checkInteger(pool, 'healthCheck.timeout', spec.timeout ?? 2000, 1, 600_000),
-    interval: checkInteger(pool, 'healthCheck.interval', spec.interval ?? 5000, 1, 3_600_000),
-    jitter: checkNumber(pool, 'healthCheck.jitter', spec.jitter ?? 0.1, 0, 1),
-    healthyThreshold: checkInteger(pool, 'healthCheck.healthyThreshold', spec.healthyThreshold ?? 2, 1, 1000),
-    unhealthyThreshold: checkInteger(pool, 'healthCheck.unhealthyThreshold', spec.unhealthyThreshold ?? 3, 1, 1000),
-    initialState: oneOf(pool, 'healthCheck.initialState', spec.initialState ?? 'healthy', ['healthy', 'unhealthy'] as const)
+    port: r.optionalInteger('port', 1, 65535) ?? null,
+    timeout: r.integer('timeout', 2000, 1, 600_000),
+    interval: r.integer('interval', 5000, 1, 3_600_000),
+    jitter: r.number('jitter', 0.1, 0, 1),
+    healthyThreshold: r.integer('healthyThreshold', 2, 1, 1000),
+    unhealthyThreshold: r.integer('unhealthyThreshold', 3, 1, 1000),
+    initialState: oneOf(r, 'initialState', 'healthy', ['healthy', 'unhealthy'] as const)
   }
   const key = JSON.stringify(resolved, (_k, v: unknown) => v instanceof RegExp ? String(v) : v)
   return { ...resolved, key }
@@ -169,35 +161,33 @@ const FAILURES: readonly OutlierFailure[] = ['connect', 'timeout', 'reset', '5xx
 /** Validates `outlierDetection`; null when it is off (the default). */
 export function resolveOutlierDetection (pool: string, value: unknown): ResolvedOutlierDetection | null {
   if (value === undefined || value === false) return null
-  const spec = checkRecord(pool, 'outlierDetection', value, OUTLIER_KEYS)
-  const failOn = spec.failOn ?? FAILURES
-  if (!Array.isArray(failOn)) throw invalidOption(pool, 'outlierDetection.failOn', failOn, `must be an array of ${FAILURES.join(', ')}`)
-  failOn.forEach((f, i) => oneOf(pool, `outlierDetection.failOn[${i}]`, f, FAILURES))
-  const baseEjectionTime = checkInteger(pool, 'outlierDetection.baseEjectionTime', spec.baseEjectionTime ?? 30_000, 1, 86_400_000)
-  const maxEjectionTime = checkInteger(pool, 'outlierDetection.maxEjectionTime', spec.maxEjectionTime ?? Math.max(300_000, baseEjectionTime), baseEjectionTime, 86_400_000)
-  const uneject = spec.unejectOnActiveCheck ?? true
-  if (typeof uneject !== 'boolean') throw invalidOption(pool, 'outlierDetection.unejectOnActiveCheck', uneject, 'must be a boolean')
+  const r = OptionReader.record(pool, 'outlierDetection', value, OUTLIER_KEYS)
+  const failOn = r.items('failOn', `must be an array of ${FAILURES.join(', ')}`, FAILURES)
+  const failures = failOn.map((i) => oneOf(failOn, i, undefined, FAILURES))
+  const baseEjectionTime = r.integer('baseEjectionTime', 30_000, 1, 86_400_000)
+  const maxEjectionTime = r.integer('maxEjectionTime', Math.max(300_000, baseEjectionTime), baseEjectionTime, 86_400_000)
+  const unejectOnActiveCheck = r.boolean('unejectOnActiveCheck', true)
   return {
-    consecutiveFailures: checkInteger(pool, 'outlierDetection.consecutiveFailures', spec.consecutiveFailures ?? 5, 1, 1000),
-    failOn: new Set(failOn as OutlierFailure[]),
+    consecutiveFailures: r.integer('consecutiveFailures', 5, 1, 1000),
+    failOn: new Set(failures),
     baseEjectionTime,
     maxEjectionTime,
-    maxEjectionPercent: checkNumber(pool, 'outlierDetection.maxEjectionPercent', spec.maxEjectionPercent ?? 0.5, 0, 1),
-    unejectOnActiveCheck: uneject
+    maxEjectionPercent: r.number('maxEjectionPercent', 0.5, 0, 1),
+    unejectOnActiveCheck
   }
 }
 
 /** Validates `slowStart`; null when it is off (the default). */
 export function resolveSlowStart (pool: string, value: unknown): ResolvedSlowStart | null {
   if (value === undefined || value === false) return null
-  const spec = checkRecord(pool, 'slowStart', value, SLOW_START_KEYS)
+  const r = OptionReader.record(pool, 'slowStart', value, SLOW_START_KEYS)
   return {
-    window: checkInteger(pool, 'slowStart.window', spec.window, 1, 3_600_000),
-    minWeight: checkNumber(pool, 'slowStart.minWeight', spec.minWeight ?? 0.1, 0.01, 1)
+    window: r.integer('window', undefined, 1, 3_600_000),
+    minWeight: r.number('minWeight', 0.1, 0.01, 1)
   }
 }
 
-/** Validates `panicThreshold`: a share from 0 (off, the default) to 1. */
-export function resolvePanicThreshold (pool: string, value: unknown): number {
-  return checkNumber(pool, 'panicThreshold', value ?? 0, 0, 1)
+/** Reads the pool option `panicThreshold`: a share from 0 (off, the default) to 1. */
+export function resolvePanicThreshold (pool: OptionReader): number {
+  return pool.number('panicThreshold', 0, 0, 1)
 }

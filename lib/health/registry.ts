@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
-import type { CheckTls } from './checks/http'
+import type { ResolvedTls } from '../options/tls'
 import { Monitor, type CheckEvent, type HealthWatcher, type MonitorReport, type TransitionEvent } from './monitor'
 import type { ResolvedHealthCheck } from './options'
 import { PoolHealth } from './pool-health'
@@ -29,7 +29,7 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
   private started = false
   private closed = false
 
-  constructor (private readonly tls: CheckTls) {
+  constructor (private readonly tls: ResolvedTls) {
     super()
   }
 

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { Registry, type RegistryContentType } from 'prom-client'
-import { invalidOption } from '../errors'
-import { checkRecord } from '../options/validate'
+import { OptionReader, type OptionKey } from '../options/reader'
 
 /**
  * An `onRequest` hook that guards an observability route, e.g. by checking a
@@ -68,20 +67,20 @@ const METRICS_KEYS = new Set(['path', 'registry', 'prefix', 'buckets', 'onReques
 const STATUS_KEYS = new Set(['path', 'hideUrls', 'refreshSeconds', 'onRequest'])
 const PREFIX_PATTERN = /^([A-Za-z_:][A-Za-z0-9_:]*)?$/
 
-function checkPath (field: string, value: unknown): string {
-  if (typeof value !== 'string' || !value.startsWith('/') || /[\s?#]/.test(value)) {
-    throw invalidOption(SCOPE, field, value, 'must be a route path starting with "/", without spaces, query or fragment')
-  }
-  return value
+const ROUTE_PATH = /^\/[^\s?#]*$/
+
+function routePath (r: OptionReader, fallback: string): string {
+  return r.matching('path', fallback, ROUTE_PATH, 'must be a route path starting with "/", without spaces, query or fragment')
 }
 
-function checkGuards (field: string, value: unknown): RouteGuard[] {
-  if (value === undefined) return []
-  const list = Array.isArray(value) ? value : [value]
-  list.forEach((hook, i) => {
-    if (typeof hook !== 'function') throw invalidOption(SCOPE, Array.isArray(value) ? `${field}[${i}]` : field, hook, 'must be an onRequest hook function')
-  })
-  return list as RouteGuard[]
+function guard (at: OptionReader, key: OptionKey): RouteGuard {
+  const hook = at.value(key)
+  if (typeof hook !== 'function') at.fail(key, 'must be an onRequest hook function')
+  return hook as RouteGuard
+}
+
+function guards (r: OptionReader): RouteGuard[] {
+  return r.has('onRequest') ? r.oneOrMany('onRequest', guard) : []
 }
 
 /** Whether value is usable as a prom-client registry, also one from another copy of prom-client. */
@@ -93,55 +92,45 @@ function isRegistry (value: unknown): value is MetricsRegistry {
     typeof r.getSingleMetric === 'function' && typeof r.contentType === 'string'
 }
 
-function checkBuckets (value: unknown): readonly number[] {
+function buckets (r: OptionReader): readonly number[] {
+  const value = r.value('buckets')
   if (value === undefined) return DEFAULT_BUCKETS
-  if (!Array.isArray(value) || value.length === 0 || value.length > 100) {
-    throw invalidOption(SCOPE, 'metrics.buckets', value, 'must be an array of 1 to 100 upper bounds in seconds')
-  }
-  value.forEach((b, i) => {
-    if (typeof b !== 'number' || !Number.isFinite(b) || b <= 0) {
-      throw invalidOption(SCOPE, `metrics.buckets[${i}]`, b, 'must be a positive number of seconds')
-    }
-    if (i > 0 && b <= (value[i - 1] as number)) {
-      throw invalidOption(SCOPE, `metrics.buckets[${i}]`, b, 'must be greater than the bound before it')
-    }
+  if (!Array.isArray(value) || value.length === 0 || value.length > 100) r.fail('buckets', 'must be an array of 1 to 100 upper bounds in seconds')
+  const list: OptionReader = r.items('buckets', '')
+  return list.map((i) => {
+    const bound = list.value(i)
+    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound <= 0) list.fail(i, 'must be a positive number of seconds')
+    if (i > 0 && bound <= (list.value(i - 1) as number)) list.fail(i, 'must be greater than the bound before it')
+    return bound
   })
-  return [...(value as number[])]
 }
 
 /** Validates the `metrics` plugin option; null when metrics are turned off. */
 export function resolveMetricsOptions (value: unknown): ResolvedMetricsOptions | null {
   if (value === false) return null
-  const spec = checkRecord(SCOPE, 'metrics', value ?? {}, METRICS_KEYS, 'metrics', 'must be an object or false')
-  const registry = spec.registry ?? new Registry()
-  if (!isRegistry(registry)) throw invalidOption(SCOPE, 'metrics.registry', registry, 'must be a prom-client Registry')
-  const prefix = spec.prefix ?? 'lb_'
-  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
-    throw invalidOption(SCOPE, 'metrics.prefix', prefix, 'must be a Prometheus metric name prefix ([A-Za-z_:][A-Za-z0-9_:]*)')
-  }
+  const r: OptionReader = OptionReader.record(SCOPE, 'metrics', value ?? {}, METRICS_KEYS, 'metrics', 'must be an object or false')
+  const registry = r.value('registry') ?? new Registry()
+  if (!isRegistry(registry)) r.fail('registry', 'must be a prom-client Registry', registry)
+  const prefix = r.matching('prefix', 'lb_', PREFIX_PATTERN, 'must be a Prometheus metric name prefix ([A-Za-z_:][A-Za-z0-9_:]*)')
   return {
-    path: spec.path === false ? null : checkPath('metrics.path', spec.path ?? '/metrics'),
+    path: r.value('path') === false ? null : routePath(r, '/metrics'),
     registry,
     prefix,
-    buckets: checkBuckets(spec.buckets),
-    onRequest: checkGuards('metrics.onRequest', spec.onRequest)
+    buckets: buckets(r),
+    onRequest: guards(r)
   }
 }
 
 /** Validates the `status` plugin option; null when the status route is turned off. */
 export function resolveStatusOptions (value: unknown): ResolvedStatusOptions | null {
   if (value === false) return null
-  const spec = checkRecord(SCOPE, 'status', value ?? {}, STATUS_KEYS, 'status', 'must be an object or false')
-  const hideUrls = spec.hideUrls ?? false
-  if (typeof hideUrls !== 'boolean') throw invalidOption(SCOPE, 'status.hideUrls', hideUrls, 'must be a boolean')
-  const refreshSeconds = spec.refreshSeconds ?? 5
-  if (typeof refreshSeconds !== 'number' || !Number.isInteger(refreshSeconds) || refreshSeconds < 0 || refreshSeconds > 3600) {
-    throw invalidOption(SCOPE, 'status.refreshSeconds', refreshSeconds, 'must be an integer from 0 to 3600')
-  }
+  const r = OptionReader.record(SCOPE, 'status', value ?? {}, STATUS_KEYS, 'status', 'must be an object or false')
+  const hideUrls = r.boolean('hideUrls', false)
+  const refreshSeconds = r.integer('refreshSeconds', 5, 0, 3600)
   return {
-    path: checkPath('status.path', spec.path ?? '/lb/status'),
+    path: routePath(r, '/lb/status'),
     hideUrls,
     refreshSeconds,
-    onRequest: checkGuards('status.onRequest', spec.onRequest)
+    onRequest: guards(r)
   }
 }

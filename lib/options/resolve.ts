@@ -4,7 +4,9 @@ import { algorithms, traits, type AlgorithmName } from '../balancers/index'
 import { DEFAULT_TABLE_SIZE, isPrime } from '../balancers/hash/maglev'
 import { DEFAULT_POINTS_PER_WEIGHT } from '../balancers/hash/ring'
 import { invalidOption } from '../errors'
-import { checkBoolean, checkInteger, checkNumber, checkRecord, checkWeight, isRecord } from './validate'
+import { isRecord } from './validate'
+import { OptionReader } from './reader'
+import { readTls, type ResolvedTls, type TlsOptions } from './tls'
 import { resolveAffinity, type AffinityOptions, type ResolvedAffinity } from '../affinity/options'
 import {
   resolveHealthCheck, resolveOutlierDetection, resolvePanicThreshold, resolveSlowStart,
@@ -102,7 +104,7 @@ export interface LbOptions {
   /** Time to establish a connection to an upstream, in ms (default 5000). */
   connectTimeout?: number
   /** TLS towards upstreams. Certificates are verified unless rejectUnauthorized is false. */
-  tls?: { rejectUnauthorized?: boolean, ca?: string | Buffer | Array<string | Buffer>, servername?: string }
+  tls?: TlsOptions
   /** Connections kept per upstream origin (default 128). */
   connections?: number
   /** Prometheus metrics and their route; false turns them off (default: on, at /metrics). See docs/observability.md. */
@@ -156,6 +158,7 @@ const DEFAULT_BUFFER_LIMIT = 64 * 1024
 /** Every try in flight may hold this much: larger answers are better streamed. */
 const MAX_BUFFER_LIMIT = 16 * 1024 * 1024
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,64}$/
+const ID_RULE = 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -'
 /**
  * The base path starts every request line sent to the target, and the URL is shown in logs and on the status
  * page: a longer one is a mistake (servers refuse request lines of some KiB), not a target.
@@ -164,11 +167,10 @@ const MAX_URL_LENGTH = 2048
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation'])
 
-function checkAlgorithm (pool: string, field: string, value: unknown): AlgorithmName {
-  if (typeof value !== 'string' || !Object.hasOwn(algorithms, value)) {
-    throw invalidOption(pool, field, value, `must be one of ${Object.keys(algorithms).join(', ')}`)
-  }
-  return value as AlgorithmName
+const ALGORITHMS = Object.keys(algorithms) as AlgorithmName[]
+
+function readAlgorithm (r: OptionReader, key: string, fallback: AlgorithmName): AlgorithmName {
+  return r.oneOf(key, fallback, ALGORITHMS, `must be one of ${ALGORITHMS.join(', ')}`)
 }
 
 /** A stable id that does not reveal the address: every replica derives the same one. */
@@ -176,40 +178,32 @@ export function deriveTargetId (url: string): string {
   return 't' + createHash('sha256').update(url).digest('hex').slice(0, 12)
 }
 
+const TARGET_KEYS = ['url', 'weight', 'id']
+
 export function resolveTarget (pool: string, field: string, input: unknown): ResolvedTarget {
-  const spec = typeof input === 'string' ? { url: input } : input
-  if (!isRecord(spec)) throw invalidOption(pool, field, input, 'must be a URL string or { url, weight?, id? }')
-  for (const key of Object.keys(spec)) {
-    if (key !== 'url' && key !== 'weight' && key !== 'id') throw invalidOption(pool, `${field}.${key}`, spec[key], 'is not a target field')
-  }
-  const raw = spec.url
+  const r = OptionReader.of(pool, field, typeof input === 'string' ? { url: input } : input, { shape: 'must be a URL string or { url, weight?, id? }' })
+    .known(TARGET_KEYS, 'is not a target field')
+  const raw = r.value('url')
   if (typeof raw === 'string' && raw.length > MAX_URL_LENGTH) {
-    throw invalidOption(pool, `${field}.url`, raw, `must be at most ${MAX_URL_LENGTH} characters long (it has ${raw.length})`)
+    r.fail('url', `must be at most ${MAX_URL_LENGTH} characters long (it has ${raw.length})`)
   }
   let parsed: URL
   try {
     if (typeof raw !== 'string') throw new TypeError('not a string')
     parsed = new URL(raw)
   } catch {
-    throw invalidOption(pool, `${field}.url`, raw, 'must be an absolute http(s) URL')
+    return r.fail('url', 'must be an absolute http(s) URL')
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw invalidOption(pool, `${field}.url`, raw, 'must use http or https')
-  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') r.fail('url', 'must use http or https')
   if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '') {
-    throw invalidOption(pool, `${field}.url`, raw, 'must not carry credentials, a query or a fragment')
+    r.fail('url', 'must not carry credentials, a query or a fragment')
   }
-  if (parsed.port === '0') throw invalidOption(pool, `${field}.url`, raw, 'must not use port 0, which no server can be reached on')
+  if (parsed.port === '0') r.fail('url', 'must not use port 0, which no server can be reached on')
   const basePath = parsed.pathname.endsWith('/') ? parsed.pathname.slice(0, -1) : parsed.pathname
   const url = parsed.origin + basePath
-  if (url.length > MAX_URL_LENGTH) {
-    throw invalidOption(pool, `${field}.url`, raw, `must be at most ${MAX_URL_LENGTH} characters long, also once percent-encoded`)
-  }
-  const weight = checkWeight(pool, `${field}.weight`, spec.weight === undefined ? 1 : spec.weight)
-  const id = spec.id === undefined ? deriveTargetId(url) : spec.id
-  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
-    throw invalidOption(pool, `${field}.id`, id, 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -')
-  }
+  if (url.length > MAX_URL_LENGTH) r.fail('url', `must be at most ${MAX_URL_LENGTH} characters long, also once percent-encoded`)
+  const weight = r.has('weight') ? r.weight('weight') : 1
+  const id = r.has('id') ? r.matching('id', undefined, ID_PATTERN, ID_RULE) : deriveTargetId(url)
   return { id, url, origin: parsed.origin, basePath, weight }
 }
 
@@ -240,21 +234,21 @@ export function resolveTargets (pool: string, value: unknown): ResolvedTarget[] 
   return list.targets
 }
 
-function resolveHashKey (pool: string, value: unknown): HashKeySource {
+const HASH_SOURCES: readonly string[] = ['header', 'cookie', 'query', 'param']
+
+function resolveHashKey (r: OptionReader): HashKeySource {
+  const value = r.value('hashKey')
   if (value === undefined || value === 'ip') return 'ip'
   if (typeof value === 'function') return value as HashKeySource
   if (isRecord(value)) {
     const keys = Object.keys(value)
     const source = keys[0]
-    if (keys.length === 1 && (source === 'header' || source === 'cookie' || source === 'query' || source === 'param')) {
-      const name = value[source]
-      if (typeof name === 'string' && name.length > 0) {
-        return source === 'header' ? { header: name.toLowerCase() } : { [source]: name } as HashKeySource
-      }
-      throw invalidOption(pool, `hashKey.${source}`, name, 'must be a non-empty string')
+    if (keys.length === 1 && HASH_SOURCES.includes(source)) {
+      const name = r.object('hashKey').string(source)
+      return source === 'header' ? { header: name.toLowerCase() } : { [source]: name } as HashKeySource
     }
   }
-  throw invalidOption(pool, 'hashKey', value, "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
+  return r.fail('hashKey', "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
 }
 
 const RETRY_KEYS = new Set(['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetriesPerSecond'])
@@ -262,64 +256,57 @@ const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
 
 function resolveRetry (pool: string, value: unknown): ResolvedRetry {
   const off = value === false
-  const spec = (value === undefined || off ? {} : value) as Record<string, unknown>
-  checkRecord(pool, 'retry', spec, RETRY_KEYS, 'retry', 'must be an object or false')
-  const attempts = off ? 0 : checkInteger(pool, 'retry.attempts', spec.attempts ?? 2, 0, 10)
-  const statuses = spec.statuses ?? [502, 503, 504]
-  if (!Array.isArray(statuses)) throw invalidOption(pool, 'retry.statuses', statuses, 'must be an array of HTTP statuses')
-  statuses.forEach((s, i) => checkInteger(pool, `retry.statuses[${i}]`, s, 500, 599))
-  const methods = spec.methods ?? IDEMPOTENT
-  if (!Array.isArray(methods)) throw invalidOption(pool, 'retry.methods', methods, 'must be an array of method names')
-  methods.forEach((m, i) => {
-    if (typeof m !== 'string' || !/^[A-Za-z]+$/.test(m)) throw invalidOption(pool, `retry.methods[${i}]`, m, 'must be a method name')
-  })
+  const r = OptionReader.record(pool, 'retry', value === undefined || off ? {} : value, RETRY_KEYS, 'retry', 'must be an object or false')
+  const attempts = off ? 0 : r.integer('attempts', 2, 0, 10)
+  const statuses = r.items('statuses', 'must be an array of HTTP statuses', [502, 503, 504])
+  const methods = r.items('methods', 'must be an array of method names', IDEMPOTENT)
   return {
     attempts,
-    statuses: new Set(statuses as number[]),
-    methods: new Set((methods as string[]).map((m) => m.toUpperCase())),
-    budgetPercent: checkNumber(pool, 'retry.budgetPercent', spec.budgetPercent ?? 0.2, 0, 1),
-    minRetriesPerSecond: checkNumber(pool, 'retry.minRetriesPerSecond', spec.minRetriesPerSecond ?? 10, 0, 1_000_000)
+    statuses: new Set(statuses.map((i) => statuses.integer(i, undefined, 500, 599))),
+    methods: new Set(methods.map((i) => methods.method(i))),
+    budgetPercent: r.number('budgetPercent', 0.2, 0, 1),
+    minRetriesPerSecond: r.number('minRetriesPerSecond', 10, 0, 1_000_000)
   }
 }
 
 /** Validates one pool's options and fills in the defaults. Throws FST_LB_INVALID_OPTION. */
 export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolOptions {
-  const value = checkRecord(name, '(pool)', input, POOL_KEYS, 'pool', 'must be an object of pool options')
-  const algorithm = checkAlgorithm(name, 'algorithm', value.algorithm ?? DEFAULT_ALGORITHM)
-  const hashFallback = checkAlgorithm(name, 'hashFallback', value.hashFallback ?? 'round-robin')
-  if (traits[hashFallback].hashKey) throw invalidOption(name, 'hashFallback', hashFallback, 'must not itself need a hash key')
-  const tableSize = checkInteger(name, 'tableSize', value.tableSize ?? DEFAULT_TABLE_SIZE, 1, 10_000_019)
-  if (!isPrime(tableSize)) throw invalidOption(name, 'tableSize', tableSize, 'must be a prime number')
-  const balanceFactor = value.balanceFactor ?? 0
-  if (balanceFactor !== 0) checkNumber(name, 'balanceFactor', balanceFactor, 1, 100)
+  const r = OptionReader.record(name, '(pool)', input, POOL_KEYS, 'pool', 'must be an object of pool options')
+  const algorithm = readAlgorithm(r, 'algorithm', DEFAULT_ALGORITHM)
+  const hashFallback = readAlgorithm(r, 'hashFallback', 'round-robin')
+  if (traits[hashFallback].hashKey) r.fail('hashFallback', 'must not itself need a hash key', hashFallback)
+  const tableSize = r.integer('tableSize', DEFAULT_TABLE_SIZE, 1, 10_000_019)
+  if (!isPrime(tableSize)) r.fail('tableSize', 'must be a prime number', tableSize)
+  // 0 turns bounding off, so it is allowed below the range of a bounding factor.
+  const balanceFactor = (r.value('balanceFactor') ?? 0) === 0 ? 0 : r.number('balanceFactor', undefined, 1, 100)
   return {
     name,
-    targets: resolveTargets(name, value.targets),
+    targets: resolveTargets(name, r.value('targets')),
     algorithm,
-    hashKey: resolveHashKey(name, value.hashKey),
+    hashKey: resolveHashKey(r),
     hashFallback,
-    balanceFactor: balanceFactor as number,
-    pointsPerWeight: checkInteger(name, 'pointsPerWeight', value.pointsPerWeight ?? DEFAULT_POINTS_PER_WEIGHT, 1, 10_000),
+    balanceFactor,
+    pointsPerWeight: r.integer('pointsPerWeight', DEFAULT_POINTS_PER_WEIGHT, 1, 10_000),
     tableSize,
-    timeout: checkInteger(name, 'timeout', value.timeout ?? 30_000, 1, 3_600_000),
-    sendTimeout: checkInteger(name, 'sendTimeout', value.sendTimeout ?? 60_000, 1, 3_600_000),
-    forwardedHeaders: checkBoolean(name, 'forwardedHeaders', value.forwardedHeaders, true),
-    bufferLimit: checkInteger(name, 'bufferLimit', value.bufferLimit ?? DEFAULT_BUFFER_LIMIT, 0, MAX_BUFFER_LIMIT),
-    retry: resolveRetry(name, value.retry),
-    affinity: resolveAffinity(name, value.affinity),
-    healthCheck: resolveHealthCheck(name, value.healthCheck),
-    outlierDetection: resolveOutlierDetection(name, value.outlierDetection),
-    slowStart: resolveSlowStart(name, value.slowStart),
-    panicThreshold: resolvePanicThreshold(name, value.panicThreshold),
-    discovery: resolveDiscovery(name, value.discovery),
-    rewriteLocation: resolveRewriteLocation(name, value.rewriteLocation)
+    timeout: r.integer('timeout', 30_000, 1, 3_600_000),
+    sendTimeout: r.integer('sendTimeout', 60_000, 1, 3_600_000),
+    forwardedHeaders: r.optionalBoolean('forwardedHeaders') ?? true,
+    bufferLimit: r.integer('bufferLimit', DEFAULT_BUFFER_LIMIT, 0, MAX_BUFFER_LIMIT),
+    retry: resolveRetry(name, r.value('retry')),
+    affinity: resolveAffinity(name, r.value('affinity')),
+    healthCheck: resolveHealthCheck(name, r.value('healthCheck')),
+    outlierDetection: resolveOutlierDetection(name, r.value('outlierDetection')),
+    slowStart: resolveSlowStart(name, r.value('slowStart')),
+    panicThreshold: resolvePanicThreshold(r),
+    discovery: resolveDiscovery(name, r.value('discovery')),
+    rewriteLocation: resolveRewriteLocation(name, r.value('rewriteLocation'))
   }
 }
 
 export interface ResolvedLbOptions {
   pools: Map<string, ResolvedPoolOptions>
   connectTimeout: number
-  tls: { rejectUnauthorized: boolean, ca?: string | Buffer | Array<string | Buffer>, servername?: string }
+  tls: ResolvedTls
   connections: number
   metrics: ResolvedMetricsOptions | null
   status: ResolvedStatusOptions | null
@@ -329,29 +316,19 @@ const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections', 'metr
 
 /** Validates the plugin options; pool errors name the pool, global ones the pseudo-pool "(plugin)". */
 export function resolveOptions (value: unknown): ResolvedLbOptions {
-  const scope = '(plugin)'
-  const opts = checkRecord(scope, '(options)', value ?? {}, TOP_KEYS, 'plugin')
+  const r = OptionReader.record('(plugin)', '(options)', value ?? {}, TOP_KEYS, 'plugin')
   const pools = new Map<string, ResolvedPoolOptions>()
-  const rawPools = opts.pools ?? {}
-  if (!isRecord(rawPools)) throw invalidOption(scope, 'pools', rawPools, 'must be an object of named pools')
-  for (const [name, spec] of Object.entries(rawPools)) {
+  const rawPools = r.object('pools', { fallback: {}, shape: 'must be an object of named pools' })
+  for (const [name, spec] of Object.entries(rawPools.spec)) {
     pools.set(name, resolvePoolOptions(name, spec))
   }
-  const tls = opts.tls ?? {}
-  if (!isRecord(tls)) throw invalidOption(scope, 'tls', tls, 'must be an object')
-  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
-    throw invalidOption(scope, 'tls.rejectUnauthorized', tls.rejectUnauthorized, 'must be a boolean')
-  }
+  const tls = readTls(r.object('tls', { fallback: {} }), false)
   return {
     pools,
-    connectTimeout: checkInteger(scope, 'connectTimeout', opts.connectTimeout ?? 5000, 1, 600_000),
-    tls: {
-      rejectUnauthorized: tls.rejectUnauthorized !== false,
-      ca: tls.ca as ResolvedLbOptions['tls']['ca'],
-      servername: typeof tls.servername === 'string' ? tls.servername : undefined
-    },
-    connections: checkInteger(scope, 'connections', opts.connections ?? 128, 1, 100_000),
-    metrics: resolveMetricsOptions(opts.metrics),
-    status: resolveStatusOptions(opts.status)
+    connectTimeout: r.integer('connectTimeout', 5000, 1, 600_000),
+    tls,
+    connections: r.integer('connections', 128, 1, 100_000),
+    metrics: resolveMetricsOptions(r.value('metrics')),
+    status: resolveStatusOptions(r.value('status'))
   }
 }

@@ -2,15 +2,10 @@ import { request as httpRequest, type IncomingMessage, type RequestOptions } fro
 import { request as httpsRequest } from 'node:https'
 import { describeSocketError, type CancelCheck, type CheckDone, type CheckEndpoint } from './endpoint'
 import type { ResolvedHealthCheck } from '../options'
+import type { ResolvedTls } from '../../options/tls'
 
 /** The part of the body a body match reads: health pages are small, and a huge one must not cost more. */
 export const MAX_BODY_CHARS = 64 * 1024
-
-export interface CheckTls {
-  rejectUnauthorized: boolean
-  ca?: string | Buffer | Array<string | Buffer>
-  servername?: string
-}
 
 function statusPasses (check: ResolvedHealthCheck, status: number): boolean {
   for (const [from, to] of check.expectedStatuses) if (status >= from && status <= to) return true
@@ -26,11 +21,11 @@ function bodyPasses (match: string | RegExp, body: string): boolean {
  * that the target accepts new connections. Passes on an expected status and,
  * when configured, a matching body, all within the check's timeout.
  */
-export function httpCheck (endpoint: CheckEndpoint, check: ResolvedHealthCheck, tls: CheckTls, done: CheckDone): CancelCheck {
+export function httpCheck (endpoint: CheckEndpoint, check: ResolvedHealthCheck, tls: ResolvedTls, done: CheckDone): CancelCheck {
   let open = true
   const headers: Record<string, string> = { 'user-agent': 'fastify-lb-health-check', connection: 'close' }
   if (check.host !== null) headers.host = check.host
-  const options: RequestOptions & { rejectUnauthorized?: boolean, ca?: CheckTls['ca'], servername?: string } = {
+  const options: RequestOptions & Partial<ResolvedTls> = {
     host: endpoint.hostname,
     port: endpoint.port,
     method: check.method,
