@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { FastifyBaseLogger } from 'fastify'
+import type { Logger } from '../types'
 import type { Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import type { ResolvedTls } from '../options/tls'
@@ -23,7 +23,7 @@ export interface HealthRegistryEvents {
  */
 export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
   /** Where state changes are logged; the plugin sets the gateway's logger. */
-  log: FastifyBaseLogger | null = null
+  log: Logger | null = null
   private readonly monitorsByKey = new Map<string, Monitor>()
   private readonly poolHealth = new Map<Pool, PoolHealth>()
   private started = false
