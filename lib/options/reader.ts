@@ -8,7 +8,7 @@ export type OptionKey = string | number
  * How a secret (a password, a private key) or a PEM blob appears in an error
  * message: its type and length, never its contents.
  */
-export function shapeOf (value: unknown): unknown {
+function shapeOf (value: unknown): unknown {
   if (value === undefined) return undefined
   if (typeof value === 'string') return `<${value.length} character${value.length === 1 ? '' : 's'}>`
   if (Buffer.isBuffer(value)) return `<${value.length} byte${value.length === 1 ? '' : 's'}>`
@@ -33,7 +33,7 @@ function optionOf (what: string): string {
  * field path in every FST_LB_INVALID_OPTION, so each option file states only
  * its rules. A method given a fallback uses it for a key that is undefined or
  * null, as JSON configurations write "the default" either way; an `optional*`
- * method leaves only an undefined key out, so a null there is refused as before.
+ * method leaves only an undefined key out, so a null there is refused.
  */
 export class OptionReader {
   /**

@@ -258,12 +258,13 @@ function resolveRetry (pool: string, value: unknown): ResolvedRetry {
   const off = value === false
   const r = OptionReader.record(pool, 'retry', value === undefined || off ? {} : value, RETRY_KEYS, 'retry', 'must be an object or false')
   const attempts = off ? 0 : r.integer('attempts', 2, 0, 10)
-  const statuses = r.items('statuses', 'must be an array of HTTP statuses', [502, 503, 504])
-  const methods = r.items('methods', 'must be an array of method names', IDEMPOTENT)
+  const statusList = r.items('statuses', 'must be an array of HTTP statuses', [502, 503, 504])
+  const statuses = statusList.map((i) => statusList.integer(i, undefined, 500, 599))
+  const methodList = r.items('methods', 'must be an array of method names', IDEMPOTENT)
   return {
     attempts,
-    statuses: new Set(statuses.map((i) => statuses.integer(i, undefined, 500, 599))),
-    methods: new Set(methods.map((i) => methods.method(i))),
+    statuses: new Set(statuses),
+    methods: new Set(methodList.map((i) => methodList.method(i))),
     budgetPercent: r.number('budgetPercent', 0.2, 0, 1),
     minRetriesPerSecond: r.number('minRetriesPerSecond', 10, 0, 1_000_000)
   }
