@@ -48,31 +48,53 @@ export function invalidOption (pool: string, field: string, value: unknown, why:
 }
 
 /** Codes of the answers the gateway itself gives to clients. */
-export type ClientErrorCode = 'FST_LB_NO_TARGET' | 'FST_LB_BAD_GATEWAY' | 'FST_LB_GATEWAY_TIMEOUT' | 'FST_LB_BAD_PATH' | 'FST_LB_UPGRADE_UNSUPPORTED'
+export type ClientErrorCode = 'FST_LB_NO_TARGET' | 'FST_LB_BAD_GATEWAY' | 'FST_LB_GATEWAY_TIMEOUT' | 'FST_LB_BAD_PATH' |
+  'FST_LB_UPGRADE_UNSUPPORTED' | 'FST_LB_OVERLOADED' | 'FST_LB_CIRCUIT_OPEN'
 
 /** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
 export const RETRY_AFTER_SECONDS = 5
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+/**
+ * An answer of the gateway's own (no target, overloaded, an upstream that
+ * failed), sent as an error so that the gateway's error handler shapes it like
+ * any other. Fastify's default handler writes the usual JSON body
+ * `{ statusCode, code, error, message }` and the headers below (Retry-After on
+ * a 503). The message names the pool, never an upstream address.
+ */
+export class GatewayError extends Error {
+  declare statusCode: number
+  declare code: ClientErrorCode
+  declare headers: Record<string, string> | undefined
+}
+Object.defineProperty(GatewayError.prototype, 'name', { value: 'GatewayError' })
 
 /**
- * Answers a client on the gateway's own behalf. The body names the pool and
- * never an upstream address, whatever the error handler of the gateway does.
+ * A GatewayError made without its constructor: an overloaded gateway refuses
+ * requests by the thousand, and the stack trace Error would capture says
+ * nothing about where the trouble is (the upstreams).
  */
+function gatewayError (statusCode: number, code: ClientErrorCode, message: string): GatewayError {
+  const err = Object.create(GatewayError.prototype) as GatewayError
+  err.message = message
+  err.statusCode = statusCode
+  err.code = code
+  err.headers = statusCode === 503 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : undefined
+  return err
+}
+
+/** Answers a client on the gateway's own behalf, through the route's error handler. */
 export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
-  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
-  reply.code(statusCode).type('application/json; charset=utf-8').send({
-    statusCode,
-    code,
-    error: STATUS_TEXT[statusCode],
-    message
-  })
+  reply.send(gatewayError(statusCode, code, message))
 }
 
 /** The gateway's answers for a pool, by what went wrong; each names the pool and nothing behind it. */
 export const answers = {
   noTarget (reply: FastifyReply, pool: string): void {
     sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool}" is available`)
+  },
+  /** Every target is full, and the queue (if any) was full or the request waited its whole timeout. */
+  overloaded (reply: FastifyReply, pool: string): void {
+    sendError(reply, 503, 'FST_LB_OVERLOADED', `Pool "${pool}" is overloaded`)
   },
   noRoutePool (reply: FastifyReply): void {
     // Used on a route without an upstream: answered like an empty pool rather than guess a destination.

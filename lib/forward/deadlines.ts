@@ -34,17 +34,23 @@ export class Deadlines {
     if (this.timer === null && !this.firing) this.arm(this.ms)
   }
 
-  /** Takes an item out; one that is not in the list is left alone. */
-  remove (item: Timed): void {
+  /** The item added first of those still in the list. */
+  first (): Timed | null {
+    return this.head
+  }
+
+  /** Takes an item out; one that is not in the list is left alone (false). */
+  remove (item: Timed): boolean {
     const prev = item.prevTimed
     const next = item.nextTimed
-    if (prev === null && this.head !== item) return
+    if (prev === null && this.head !== item) return false
     if (prev === null) this.head = next
     else prev.nextTimed = next
     if (next === null) this.tail = prev
     else next.prevTimed = prev
     item.prevTimed = null
     item.nextTimed = null
+    return true
   }
 
   private arm (ms: number): void {

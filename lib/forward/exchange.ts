@@ -1,6 +1,5 @@
 import { Stream } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AffinityExchange } from '../affinity/affinity'
 import { sendWith } from './dispatcher'
@@ -11,14 +10,16 @@ import type { Target } from '../pool/target'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
 import { decideRetry } from './retry-decision'
+import { fallBack, type FallbackSubject } from './fallback'
+import type { Upstream } from './upstream'
 
 /** What an exchange is given of its request: the route's pool and what the plugin's hooks read before the handler. */
-export interface ExchangeSource extends AffinityExchange {
+export interface ExchangeSource extends Omit<AffinityExchange, 'key' | 'ip'>, FallbackSubject {
   readonly request: FastifyRequest
   readonly answer: FastifyReply
-  readonly pool: Pool | null
-  readonly fromOptions: FastifyReplyFromHooks
   readonly rawBody: Buffer | undefined
+  /** Whether the request holds the slot on target that it took at the pick (the first try takes it over). */
+  takeReservation: (target: Target) => boolean
 }
 
 /**
@@ -52,24 +53,30 @@ export class Exchange implements TryOwner {
    * `query` (without '?') goes upstream as it came, so that reply-from's checks
    * of paths never judge (or fail to decode) a query string.
    */
+  /** The pool the tries go to: the route's, or the one its fallback names once every try there failed. */
+  pool: Pool
+  private upstream: Upstream
+
   constructor (
-    readonly pool: Pool,
+    upstream: Upstream,
     private readonly from: ExchangeSource,
     readonly source: string,
     readonly query: string
   ) {
+    this.upstream = upstream
+    this.pool = upstream.pool
     this.request = from.request
     this.reply = from.answer
     this.body = from.rawBody
   }
 
   send (target: Target, budgeted: boolean): void {
-    const attempt = new Try(this, target, budgeted)
+    const attempt = new Try(this, target, budgeted, this.from.takeReservation(target))
     this.current = attempt
     this.tried.push(target)
     this.request.target = target
     try {
-      sendWith(attempt, this.request, this.reply, target.basePath + this.source, this.from.fromOptions)
+      sendWith(attempt, this.request, this.reply, target.basePath + this.source, this.upstream.fromOptions)
     } catch (err) {
       // reply-from refuses some paths synchronously: nothing was sent.
       attempt.release()
@@ -124,6 +131,28 @@ export class Exchange implements TryOwner {
     return true
   }
 
+  /**
+   * Every try failed: the pool's fallback for 'failed' answers, or takes the
+   * request to the pool it names, as a first try there (the body is sent again,
+   * so only a request whose body can be).
+   */
+  private fallBack (): boolean {
+    if (!this.replayable()) return false
+    const outcome = fallBack(this.from, 'failed')
+    if (outcome !== 'moved') return outcome === 'answered'
+    const upstream = this.from.upstream as Upstream
+    const target = upstream.pool.pick(this.from)
+    // The fallback pool has no target either: the request keeps the answer of its own pool's failure.
+    if (target === undefined) return false
+    this.upstream = upstream
+    this.pool = upstream.pool
+    this.tried.length = 0
+    this.retries = 0
+    upstream.pool.retryBudget.deposit()
+    this.send(target, false)
+    return true
+  }
+
   /** Drops an answer that is not passed on: the headers reply-from copied from it, and its body. */
   private discard (answer: UpstreamResponse): void {
     for (const name of Object.keys(answer.headers)) this.reply.removeHeader(name)
@@ -153,6 +182,7 @@ export class Exchange implements TryOwner {
     }
     // A refused connection, or a try that never got one, sent nothing: it goes elsewhere whatever its method, free of budget.
     if (this.retryOn(failure, failure !== 'connect' && failure !== 'queue')) return
+    if (this.fallBack()) return
     if (failure === 'timeout' || failure === 'queue') answers.timedOut(this.reply, this.pool.name)
     else answers.noAnswer(this.reply, this.pool.name)
   }

@@ -8,12 +8,13 @@ import { ASTERISK_ALLOW, climbs, isWebSocketUpgrade, upstreamPath } from './requ
 /** The route handler that proxies a request to request.target, with failover. */
 export function forward (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const state = knownStateOf(request)
-  const pool = state?.pool ?? null
+  const upstream = state?.upstream ?? null
   const target = request.target
-  if (state === null || pool === null || target === null) {
+  if (state === null || upstream === null || target === null) {
     answers.noRoutePool(reply)
     return reply
   }
+  const pool = upstream.pool
   const raw = request.raw
   if (raw.headers.upgrade !== undefined && isWebSocketUpgrade(raw.headers.upgrade)) {
     // Until upgrades are tunnelled, a clear answer: the upstream would see a plain GET and answer something else.
@@ -36,9 +37,9 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
   }
   // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
   if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
-  const exchange = new Exchange(pool, state, path, q === -1 ? '' : url.slice(q + 1))
+  const exchange = new Exchange(upstream, state, path, q === -1 ? '' : url.slice(q + 1))
   state.exchange = exchange
-  reply.raw.on('close', exchange.clientClosed)
+  state.listenClose()
   pool.retryBudget.deposit()
   exchange.send(target as Target, false)
   return reply

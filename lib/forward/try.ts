@@ -91,10 +91,11 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   prevTimed: Timed | null = null
   nextTimed: Timed | null = null
 
-  constructor (readonly owner: TryOwner, readonly target: Target, readonly budgeted: boolean) {
+  /** `reserved`: the request took its slot of target when it was picked (pools with limits); the try takes it over. */
+  constructor (readonly owner: TryOwner, readonly target: Target, readonly budgeted: boolean, reserved = false) {
     super('fastify-lb.try')
     const pool = owner.pool
-    pool.acquire(target)
+    if (!reserved) pool.acquire(target)
     if (budgeted) pool.activeRetries++
     // The timeout runs from here: time spent waiting for a connection counts, as a client waiting sees it.
     pool.deadlines.add(this, this.started)

@@ -1,6 +1,6 @@
 import type { Logger } from '../types'
 import type { MembershipChange, Pool } from '../pool/pool'
-import { mayBePicked } from '../pool/serving'
+import { isServing } from '../pool/serving'
 import type { LastCheck, Target } from '../pool/target'
 import type { HealthWatcher } from './monitor'
 import type { ResolvedHealthCheck } from './options'
@@ -92,7 +92,7 @@ export class PoolHealth implements HealthWatcher {
   }
 
   private readonly onPanic = (panic: boolean): void => {
-    const line = { pool: this.pool.name, healthy: this.pool.targets.filter(mayBePicked).length, targets: this.pool.targets.length }
+    const line = { pool: this.pool.name, healthy: this.pool.targets.filter(isServing).length, targets: this.pool.targets.length }
     if (panic) this.registry.log?.warn(line, 'fastify-lb: too few healthy targets, routing over all of them (panic)')
     else this.registry.log?.info(line, 'fastify-lb: enough healthy targets again, panic ends')
   }

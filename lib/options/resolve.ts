@@ -19,9 +19,20 @@ import {
 } from '../observability/options'
 import { resolveDiscovery, type DiscoveryOptions, type ResolvedDiscovery } from '../discovery/options'
 import { resolveRewriteLocation } from '../forward/location-rewrite'
+import { resolveFallback, type FallbackOptions, type ResolvedFallback } from '../forward/fallback-options'
 
-/** A target as configured: a URL, or a URL with a weight and an id. */
-export type TargetInput = string | { url: string, weight?: number, id?: string }
+/** A target as configured: a URL, or a URL with a weight, an id, a connection limit and a tier. */
+export type TargetInput = string | {
+  url: string
+  weight?: number
+  id?: string
+  /** Requests in flight to this target at most (nginx max_conns, HAProxy maxconn); 0 or absent: no limit. */
+  maxConnections?: number
+  /** A backup target: the same as `priority: 1`. */
+  backup?: boolean
+  /** Its tier: 0 serves first; a higher tier takes requests only while those before it cannot (default 0). */
+  priority?: number
+}
 
 /** Where a hashing algorithm takes its key from. */
 export type HashKeySource =
@@ -91,6 +102,20 @@ export interface PoolOptions {
   panicThreshold?: number
   /** Providers whose target lists join `targets` and follow their source (default: none). See docs/discovery.md. */
   discovery?: DiscoveryOptions | DiscoveryOptions[]
+  /** Requests in flight over the whole pool at most; 0 or absent: no limit. See docs/overload.md. */
+  maxInFlight?: number
+  /**
+   * Where requests wait when every target is full: at most `size` of them, each at most `timeout` ms, served in
+   * arrival order as slots free (default: none, a full pool answers 503 at once). See docs/overload.md.
+   */
+  queue?: { size: number, timeout?: number } | false
+  /** What answers when the pool cannot: another pool, a static answer or a handler. See docs/overload.md. */
+  fallback?: FallbackOptions
+  /**
+   * Envoy's overprovisioning factor for tiers: a tier whose healthy share is h takes min(1, h x factor) of the
+   * traffic and the next tier the rest. Absent: a tier takes all of it while any of its targets can serve (nginx's backup).
+   */
+  overprovisioningFactor?: number
   /**
    * Rewrite `Location`, `Content-Location` and `Refresh` answer headers that name a target's URL (its origin and
    * base path) to the gateway's origin, as nginx's `proxy_redirect default` does (default true).
@@ -119,6 +144,14 @@ export interface ResolvedTarget {
   origin: string
   basePath: string
   weight: number
+  /** 0 for no limit. */
+  maxConnections: number
+  priority: number
+}
+
+export interface ResolvedQueue {
+  size: number
+  timeout: number
 }
 
 export interface ResolvedRetry {
@@ -150,6 +183,12 @@ export interface ResolvedPoolOptions {
   panicThreshold: number
   discovery: ResolvedDiscovery[]
   rewriteLocation: boolean
+  /** 0 for no limit. */
+  maxInFlight: number
+  queue: ResolvedQueue | null
+  fallback: ResolvedFallback | null
+  /** Infinity for nginx's rule: a tier takes everything while any of its targets can serve. */
+  overprovisioningFactor: number
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
@@ -165,7 +204,8 @@ const ID_RULE = 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -'
  */
 const MAX_URL_LENGTH = 2048
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
-  'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation'])
+  'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation', 'maxInFlight', 'queue', 'fallback',
+  'overprovisioningFactor'])
 
 const ALGORITHMS = Object.keys(algorithms) as AlgorithmName[]
 
@@ -178,7 +218,11 @@ export function deriveTargetId (url: string): string {
   return 't' + createHash('sha256').update(url).digest('hex').slice(0, 12)
 }
 
-const TARGET_KEYS = ['url', 'weight', 'id']
+const TARGET_KEYS = ['url', 'weight', 'id', 'maxConnections', 'backup', 'priority']
+/** Limits on requests in flight: far above what one process can hold open, so a typo still fails. */
+const MAX_LIMIT = 1_000_000
+/** Tiers: enough for any chain of fallbacks anyone draws. */
+const MAX_PRIORITY = 9
 
 export function resolveTarget (pool: string, field: string, input: unknown): ResolvedTarget {
   const r = OptionReader.of(pool, field, typeof input === 'string' ? { url: input } : input, { shape: 'must be a URL string or { url, weight?, id? }' })
@@ -204,7 +248,11 @@ export function resolveTarget (pool: string, field: string, input: unknown): Res
   if (url.length > MAX_URL_LENGTH) r.fail('url', `must be at most ${MAX_URL_LENGTH} characters long, also once percent-encoded`)
   const weight = r.has('weight') ? r.weight('weight') : 1
   const id = r.has('id') ? r.matching('id', undefined, ID_PATTERN, ID_RULE) : deriveTargetId(url)
-  return { id, url, origin: parsed.origin, basePath, weight }
+  const maxConnections = r.integer('maxConnections', 0, 0, MAX_LIMIT)
+  const backup = r.boolean('backup', false)
+  if (backup && r.has('priority')) r.fail('priority', 'must not be given with backup: true (a backup is priority 1)')
+  const priority = backup ? 1 : r.integer('priority', 0, 0, MAX_PRIORITY)
+  return { id, url, origin: parsed.origin, basePath, weight, maxConnections, priority }
 }
 
 /** A list of targets checked entry by entry: each against the rules, and against those before it for a repeated URL or id. */
@@ -270,6 +318,14 @@ function resolveRetry (pool: string, value: unknown): ResolvedRetry {
   }
 }
 
+const QUEUE_KEYS = new Set(['size', 'timeout'])
+
+function resolveQueue (pool: string, value: unknown): ResolvedQueue | null {
+  if (value === undefined || value === null || value === false) return null
+  const r = OptionReader.record(pool, 'queue', value, QUEUE_KEYS, 'queue', 'must be { size, timeout? } or false')
+  return { size: r.integer('size', undefined, 1, MAX_LIMIT), timeout: r.integer('timeout', 5000, 1, 3_600_000) }
+}
+
 /** Validates one pool's options and fills in the defaults. Throws FST_LB_INVALID_OPTION. */
 export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolOptions {
   const r = OptionReader.record(name, '(pool)', input, POOL_KEYS, 'pool', 'must be an object of pool options')
@@ -300,7 +356,11 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     slowStart: resolveSlowStart(name, r.value('slowStart')),
     panicThreshold: resolvePanicThreshold(r),
     discovery: resolveDiscovery(name, r.value('discovery')),
-    rewriteLocation: resolveRewriteLocation(name, r.value('rewriteLocation'))
+    rewriteLocation: resolveRewriteLocation(name, r.value('rewriteLocation')),
+    maxInFlight: r.integer('maxInFlight', 0, 0, MAX_LIMIT),
+    queue: resolveQueue(name, r.value('queue')),
+    fallback: resolveFallback(name, r.value('fallback')),
+    overprovisioningFactor: r.has('overprovisioningFactor') ? r.number('overprovisioningFactor', undefined, 1, 100) : Infinity
   }
 }
 

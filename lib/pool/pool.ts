@@ -2,14 +2,17 @@ import { EventEmitter } from 'node:events'
 import { Affinity, type AffinityResult } from '../affinity/affinity'
 import type { DiscoveryEvent } from '../discovery/provider'
 import { algorithms, traits } from '../balancers/index'
-import type { Balancer, PickContext, PickInput } from '../balancers/balancer'
+import type { PickContext, PickInput } from '../balancers/balancer'
 import { Deadlines } from '../forward/deadlines'
 import { invalidOption } from '../errors'
 import { resolveTarget, resolveTargets, type ResolvedPoolOptions, type ResolvedTarget, type TargetInput } from '../options/resolve'
 import { RetryBudget } from '../forward/retry-budget'
 import { checkWeight } from '../options/validate'
-import { mayBePicked, mayBePickedInPanic } from './serving'
+import { isLive, isServing } from './serving'
 import { Target, type LastCheck } from './target'
+import { Tiers, type TierBalancers } from './tiers'
+import { WaitQueue, type Waiter } from './queue'
+import { UNAVAILABLE_REASONS, type UnavailableReason } from '../forward/fallback-options'
 
 /**
  * How a try ended without an answer, for passive health and metrics. The
@@ -56,6 +59,16 @@ export interface PoolEvents {
   discovery: [DiscoveryEvent]
 }
 
+/** Why a request was refused for load, by the `reason` of `lb_overloaded_total`. */
+export interface OverloadCounts {
+  /** Every target (or the pool's maxInFlight) was full and the pool has no queue. */
+  full: number
+  /** The queue was full. */
+  queue_full: number
+  /** The request waited the queue's whole timeout. */
+  queue_timeout: number
+}
+
 /** A snapshot of a pool's counters (the live fields change with every request). */
 export interface PoolStats {
   /** Requests in flight over all members. */
@@ -95,6 +108,10 @@ interface PendingChange {
   updatedSet: Set<Target>
 }
 
+function newTarget (spec: ResolvedTarget): Target {
+  return new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight, spec.maxConnections, spec.priority)
+}
+
 function byId (a: Target, b: Target): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
@@ -119,6 +136,17 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly retries: RetryCounts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 }
   /** @internal Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
   panic = false
+  /** @internal Requests refused for load, by reason. */
+  readonly overloaded: OverloadCounts = { full: 0, queue_full: 0, queue_timeout: 0 }
+  /** @internal Requests a fallback answered, by reason. */
+  readonly fallbacks: Record<UnavailableReason, number> = Object.fromEntries(UNAVAILABLE_REASONS.map((r) => [r, 0])) as Record<UnavailableReason, number>
+  /** @internal Requests waiting for a slot; null without the `queue` option. */
+  readonly waiting: WaitQueue | null
+  /**
+   * @internal Whether requests take their slot when their target is picked (before the route's other hooks)
+   * rather than when their first try is sent: only with limits, which must count every request that holds a slot.
+   */
+  limited: boolean
   /** @internal Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
   readonly deadlines: Deadlines
   /** @internal Whether picks read a hash key (hashing algorithms): the front-end reads it only then. */
@@ -141,10 +169,16 @@ export class Pool extends EventEmitter<PoolEvents> {
   private membersUnsorted = false
   private membersDeparted = false
   private readonly byIdMap = new Map<string, Target>()
-  private eligibleTargets: readonly Target[] = NO_TARGETS
-  private readonly balancer: Balancer
-  /** For hashing algorithms: who picks when a request has no key. */
-  private readonly fallback: Balancer | null
+  /** The targets by tier, each tier with its balancers; one tier unless targets have priorities. */
+  private readonly tiers: Tiers
+  /** Whether the algorithm skips tried targets itself (see Balancer.skipsTried). */
+  private readonly skipsTried: boolean
+  /** Tables rebuilt in whole (rings, Maglev) keep full targets and pass over them per pick (see Tiers). */
+  private readonly keepsFull: boolean
+  private readonly maxInFlight: number
+  /** Some target passes the serving rule but for its load: a pick that finds none means the pool is full. */
+  private canServe = false
+  private admitScheduled = false
   private readonly ctx: PickContext = { key: undefined, ip: '', tried: NO_TARGETS, poolInFlight: 0 }
   private readonly resultListeners: ResultListener[] = []
   private batchDepth = 0
@@ -164,13 +198,22 @@ export class Pool extends EventEmitter<PoolEvents> {
       balanceFactor: options.balanceFactor,
       tableSize: options.tableSize
     }
-    this.balancer = algorithms[options.algorithm](balancerOptions)
     const { hashKey, clientAddress } = traits[options.algorithm]
-    this.fallback = hashKey ? algorithms[options.hashFallback](balancerOptions) : null
+    const make = (): TierBalancers => ({
+      balancer: algorithms[options.algorithm](balancerOptions),
+      fallback: hashKey ? algorithms[options.hashFallback](balancerOptions) : null
+    })
+    const first = make()
+    this.skipsTried = first.balancer.skipsTried === true
+    this.keepsFull = WHOLE_TABLE.has(options.algorithm)
+    this.tiers = new Tiers(make, options.overprovisioningFactor, options.panicThreshold, this.keepsFull, first)
     this.needsKey = hashKey
     this.needsIp = clientAddress || (hashKey && options.hashKey === 'ip')
+    this.maxInFlight = options.maxInFlight === 0 ? Infinity : options.maxInFlight
+    this.waiting = options.queue === null ? null : new WaitQueue(options.queue.size, options.queue.timeout)
+    this.limited = options.maxInFlight !== 0
     this.batch(() => {
-      for (const spec of options.targets) this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
+      for (const spec of options.targets) this.insert(newTarget(spec))
     })
   }
 
@@ -180,9 +223,19 @@ export class Pool extends EventEmitter<PoolEvents> {
     return this.members
   }
 
-  /** The targets new requests may go to, sorted by id. */
+  /** The targets new requests may go to, sorted by id (by tier, then id, when targets have priorities). */
   get eligible (): readonly Target[] {
-    return this.eligibleTargets
+    return this.tiers.eligible
+  }
+
+  /** The priority of the tier that takes requests now; -1 when none can. */
+  get servingTier (): number {
+    return this.tiers.serving
+  }
+
+  /** @internal Whether a request found no target for their load alone: every one that could serve is full, or the pool is. */
+  get saturated (): boolean {
+    return this.inFlight >= this.maxInFlight || this.canServe
   }
 
   get (id: string): Target | undefined {
@@ -198,7 +251,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       retries: { ...this.retries },
       panic: this.panic,
       targets: this.memberSet.size,
-      eligible: this.eligibleTargets.length
+      eligible: this.tiers.eligible.length
     }
   }
 
@@ -213,8 +266,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   pickAnother (input: PickInput, tried: readonly Target[]): Target | undefined {
     const ctx = this.ctx
     ctx.tried = tried
-    const eligible = this.eligibleTargets
-    if (this.balancer.skipsTried === true) {
+    if (this.skipsTried) {
       const t = this.choose(ctx, input)
       ctx.tried = NO_TARGETS
       if (t !== undefined && !tried.includes(t)) return t
@@ -231,36 +283,79 @@ export class Pool extends EventEmitter<PoolEvents> {
       ctx.tried = NO_TARGETS
     }
     // Retries are rare, so a scan is affordable here; it keeps the id order every replica shares.
-    for (const t of eligible) if (!tried.includes(t)) return t
+    if (this.inFlight >= this.maxInFlight) return undefined
+    for (const t of this.tiers.pickable()) if (!tried.includes(t) && !t.full) return t
     return undefined
   }
 
   private choose (ctx: PickContext, input: PickInput): Target | undefined {
-    if (this.eligibleTargets.length === 0) return undefined
+    if (this.inFlight >= this.maxInFlight) return undefined
     ctx.poolInFlight = this.inFlight
     ctx.ip = input.ip
-    if (this.fallback === null) return this.balancer.pick(ctx)
     ctx.key = input.key
-    const t = ctx.key === undefined ? undefined : this.balancer.pick(ctx)
-    return t ?? this.fallback.pick(ctx)
+    return this.tiers.pick(ctx, input)
   }
 
-  /** @internal A try is being sent to target. */
+  /** @internal A request takes a slot of target: its first try is being sent, or (with limits) it was picked. */
   acquire (target: Target): void {
     target.inFlight++
     target.requests++
     this.inFlight++
-    this.balancer.loadChanged?.(target)
-    this.fallback?.loadChanged?.(target)
+    this.tiers.loadChanged(target)
+    if (target.maxConnections !== 0 && target.inFlight >= target.maxConnections && !target.full) this.setFull(target, true)
   }
 
-  /** @internal A try on target ended (answered, failed, timed out or abandoned). Called exactly once per acquire. */
+  /** @internal A slot of target is free again (a try ended, or a request that held it left). Called exactly once per acquire. */
   release (target: Target): void {
     target.inFlight--
     this.inFlight--
-    this.balancer.loadChanged?.(target)
-    this.fallback?.loadChanged?.(target)
+    this.tiers.loadChanged(target)
+    if (target.full && target.inFlight < target.maxConnections) this.setFull(target, false)
     if (target.draining && target.inFlight === 0) this.finishDrain(target)
+    if (this.waiting !== null && this.waiting.length > 0) this.scheduleAdmit()
+  }
+
+  /**
+   * A target reached its limit, or left it: the pickable sets drop it or take it
+   * back in one rebuild (no 'change' event: the members did not change), as
+   * HAProxy takes a server at maxconn out of the running. Tables rebuilt in
+   * whole keep it and pass over it per pick instead.
+   */
+  private setFull (target: Target, full: boolean): void {
+    target.full = full
+    if (!this.keepsFull) this.refresh()
+  }
+
+  /** @internal Queues a request that found every target full; false when the queue is full (or there is none). */
+  enqueue (waiter: Waiter): boolean {
+    if (this.waiting === null || !this.waiting.push(waiter)) return false
+    // A slot may have freed since the pick that failed (a retry took and released one): look again.
+    this.scheduleAdmit()
+    return true
+  }
+
+  /**
+   * Admits waiting requests, oldest first, while targets have room: each takes
+   * its slot here and goes on. Run from setImmediate after the releases that
+   * freed slots, so the retry of a failed try, which is decided in the same
+   * turn as its release, keeps the slot it freed.
+   */
+  private readonly admit = (): void => {
+    this.admitScheduled = false
+    const queue = this.waiting as WaitQueue
+    for (let waiter = queue.first(); waiter !== null; waiter = queue.first()) {
+      const target = this.pick(waiter)
+      if (target === undefined) return
+      queue.remove(waiter)
+      this.acquire(target)
+      waiter.admit(target)
+    }
+  }
+
+  private scheduleAdmit (): void {
+    if (this.admitScheduled) return
+    this.admitScheduled = true
+    setImmediate(this.admit)
   }
 
   /** @internal Called with how every try ended (passive health, metrics). */
@@ -296,7 +391,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const spec = resolveTarget(this.name, 'add(target)', input)
     if (this.byIdMap.has(spec.id)) throw invalidOption(this.name, 'add(target).id', spec.id, 'duplicates a target of the pool')
     if (this.urls().has(spec.url)) throw invalidOption(this.name, 'add(target).url', spec.url, 'duplicates a target of the pool')
-    const target = new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight)
+    const target = newTarget(spec)
     this.batch(() => this.insert(target))
     return target
   }
@@ -402,7 +497,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     for (const spec of specs) listed.set(spec.id, spec.url)
     const changing = specs.filter((spec) => {
       const target = this.byIdMap.get(spec.id)
-      return target === undefined || target.url !== spec.url || target.draining || target.weight !== spec.weight
+      return target === undefined || target.url !== spec.url || target.draining || target.weight !== spec.weight ||
+        target.maxConnections !== spec.maxConnections || target.priority !== spec.priority
     })
     const leaving: Target[] = []
     for (const target of this.byIdMap.values()) {
@@ -435,11 +531,18 @@ export class Pool extends EventEmitter<PoolEvents> {
       target = undefined
     }
     if (target === undefined) {
-      this.insert(new Target(spec.id, spec.url, spec.origin, spec.basePath, spec.weight))
+      this.insert(newTarget(spec))
       return
     }
     if (target.draining) this.undrain(target)
     if (target.weight !== spec.weight) this.setWeight(target.id, spec.weight)
+    if (target.maxConnections !== spec.maxConnections || target.priority !== spec.priority) {
+      if (spec.maxConnections !== 0) this.limited = true
+      target.maxConnections = spec.maxConnections
+      target.full = spec.maxConnections !== 0 && target.inFlight >= spec.maxConnections
+      target.priority = spec.priority
+      this.changed(target)
+    }
   }
 
   /**
@@ -477,6 +580,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   private insert (target: Target): void {
+    // Once a target has a limit, requests take their slot at the pick: it never goes back, so no request is counted twice.
+    if (target.maxConnections !== 0) this.limited = true
     this.byIdMap.set(target.id, target)
     this.memberSet.add(target)
     this.countUrl(target.url, 1)
@@ -552,27 +657,18 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
   }
 
-  /** Whether `pickable` of the targets that are switched on and staying fall below the panic threshold. */
-  private inPanic (pickable: number): boolean {
-    const threshold = this.options.panicThreshold
-    if (threshold === 0) return false
-    let live = 0
-    for (const t of this.members) if (mayBePickedInPanic(t)) live++
-    return live > 0 && pickable < threshold * live
-  }
-
   private flush (): void {
     const change = this.pendingChange
     if (change === null) return
     this.pendingChange = null
     this.settle()
-    let eligible = this.members.filter(mayBePicked)
-    // Envoy's panic mode: with too few healthy targets, spreading over all beats overloading the few.
-    const panic = this.inPanic(eligible.length)
-    if (panic) eligible = this.members.filter(mayBePickedInPanic)
-    this.eligibleTargets = eligible
-    this.balancer.update(eligible)
-    this.fallback?.update(eligible)
+    const members = this.members
+    // Envoy's panic mode (in Tiers): with too few healthy targets, spreading over all beats overloading the few.
+    const tiers = this.tiers
+    tiers.update(members)
+    const panic = tiers.panic
+    this.canServe = members.some(panic ? isLive : isServing)
+    if (this.waiting !== null && this.waiting.length > 0) this.scheduleAdmit()
     // Before 'change': its listeners may rebuild again, and the last word must be the latest state.
     if (panic !== this.panic) {
       this.panic = panic

@@ -69,17 +69,27 @@ export class Target implements LbTarget {
   slowStartUntil = 0
   /** The last active check, or null before the first one. */
   lastCheck: LastCheck | null = null
+  /** Requests in flight at most (maxConnections); 0 for no limit. */
+  maxConnections = 0
+  /** At its limit: takes no new request until one of its own ends. Set by the pool only. */
+  full = false
+  /** Its tier: 0 serves first; higher ones take requests only while those before them cannot. */
+  priority = 0
 
   /** A slot owned by the pool's balancer (e.g. a heap index); -1 when unused. */
   lbSlot = -1
+  /** The index of the pool's tier whose balancers hold it; -1 when none does. */
+  lbTier = -1
 
-  constructor (id: string, url: string, origin: string, basePath: string, weight: number) {
+  constructor (id: string, url: string, origin: string, basePath: string, weight: number, maxConnections = 0, priority = 0) {
     this.id = id
     this.url = url
     this.origin = origin
     this.basePath = basePath
     this.weight = weight
     this.effectiveWeight = weight
+    this.maxConnections = maxConnections
+    this.priority = priority
   }
 
   /**

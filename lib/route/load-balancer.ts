@@ -1,10 +1,11 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type { Registry, RegistryContentType } from 'prom-client'
-import { answers, describeValue, invalidOption, UnknownPoolError } from '../errors'
+import { describeValue, invalidOption, UnknownPoolError } from '../errors'
 import { forward } from '../forward/handler'
 import { buildFromOptions } from '../forward/from-options'
 import { stateOf } from '../forward/request-state'
-import { readPickInput } from './hash-key'
+import { Upstream } from '../forward/upstream'
+import { pickFor } from './pick'
 import { resolvePoolOptions, type ResolvedLbOptions } from '../options/resolve'
 import { Pool } from '../pool/pool'
 import { HealthRegistry } from '../health/registry'
@@ -33,6 +34,7 @@ export class LoadBalancer {
   private readonly pools = new Map<string, Pool>()
   private readonly inline = new WeakMap<object, Pool>()
   private readonly preHandlers = new WeakMap<Pool, PreHandler>()
+  private readonly upstreams = new Map<Pool, Upstream>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
   /**
    * Whether routes served by `forward` read request bodies as they came: only with the plugin's own HTTP client,
@@ -44,6 +46,7 @@ export class LoadBalancer {
     this.readsRawBodies = readsRawBodies
     this.health = new HealthRegistry(options.tls)
     for (const spec of options.pools.values()) this.addPool(new Pool(spec))
+    for (const upstream of this.upstreams.values()) this.wireFallback(upstream)
   }
 
   /** A pool by name (named in options, or an inline pool by its route URL); throws when there is none. */
@@ -64,9 +67,24 @@ export class LoadBalancer {
     this.poolListeners.push(listener)
   }
 
-  private addPool (pool: Pool): void {
+  private addPool (pool: Pool): Upstream {
+    const upstream = new Upstream(pool, buildFromOptions(pool.options.timeout))
+    this.upstreams.set(pool, upstream)
     this.pools.set(pool.name, pool)
     for (const listener of this.poolListeners) listener(pool)
+    return upstream
+  }
+
+  /** A fallback that names a pool takes requests there: it must be another pool of the plugin's options. */
+  private wireFallback (upstream: Upstream): void {
+    const pool = upstream.pool
+    const name = pool.options.fallback?.pool ?? null
+    if (name === null) return
+    const to = this.pools.get(name)
+    if (to === undefined || to === pool) {
+      throw invalidOption(pool.name, 'fallback', name, to === undefined ? 'names no pool of the plugin options' : 'names the pool itself')
+    }
+    upstream.fallbackTo = this.upstreams.get(to) as Upstream
   }
 
   /** onRoute: resolves the route's pool once and adds the hooks that pick a target. */
@@ -100,30 +118,18 @@ export class LoadBalancer {
     if (this.pools.has(name)) throw invalidOption(name, 'config.upstream', describeValue(route.url), 'a pool of this name exists already')
     const pool = new Pool(resolvePoolOptions(name, upstream))
     this.inline.set(upstream, pool)
-    this.addPool(pool)
+    this.wireFallback(this.addPool(pool))
     return pool
   }
 
   private preHandlerOf (pool: Pool): PreHandler {
     let hook = this.preHandlers.get(pool)
     if (hook === undefined) {
-      const affinity = pool.affinity
-      // Built once per pool: the options of its tries, and what its picks read of a request.
-      const fromOptions = buildFromOptions(pool.options.timeout)
+      const upstream = this.upstreams.get(pool) as Upstream
       hook = function pickTarget (request, reply, done) {
         const state = stateOf(request, reply)
-        state.pool = pool
-        state.fromOptions = fromOptions
-        readPickInput(pool, request, state)
-        // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
-        const target = affinity === null ? pool.pick(state) : affinity.pick(state)
-        if (target === undefined) {
-          pool.noTarget++
-          answers.noTarget(reply, pool.name)
-          return
-        }
-        request.target = target
-        done()
+        state.upstream = upstream
+        pickFor(state, done)
       }
       this.preHandlers.set(pool, hook)
     }

@@ -4,8 +4,8 @@ import { Client, sequence, startGateway, until } from '../helpers/gateway'
 
 test('drain: no new picks, the request in flight finishes, then the target leaves', async (t) => {
   const ups = await startUpstreams(['a', 'b'])
-  ups[0].mode = 'slow'
-  ups[0].delayMs = 300
+  // Held until the test has seen the drain wait for it: however slow the machine, the request is still in flight.
+  ups[0].mode = 'hold'
   const gw = await startGateway({
     pools: { main: { algorithm: 'round-robin', targets: ups.map((u) => ({ url: u.url, id: u.id })), healthCheck: { interval: 30 } } }
   })
@@ -24,6 +24,7 @@ test('drain: no new picks, the request in flight finishes, then the target leave
   t.equal(ups[0].active, 1, 'the slow request is still being answered')
   t.equal(drained, false, 'the drain waits for it')
 
+  ups[0].release()
   const res = await slow
   t.equal(res.status, 200)
   t.equal(res.servedBy, 'a', 'the request in flight finished on the draining target')

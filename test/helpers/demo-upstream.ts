@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 
-/** How a demo upstream answers: normally, with a 500, never, or after a delay. */
-export type UpstreamMode = 'ok' | 'error' | 'hang' | 'slow'
+/** How a demo upstream answers: normally, with a 500, never, after a delay, or when the test releases it. */
+export type UpstreamMode = 'ok' | 'error' | 'hang' | 'slow' | 'hold'
 
 /**
  * A small HTTP server that names itself in every answer (header x-served-by and
@@ -22,8 +22,16 @@ export class DemoUpstream {
   healthHits = 0
   /** Requests accepted and neither answered nor cut off yet. */
   active = 0
+  /** The most requests it held at once. */
+  peak = 0
+  /** When set, every request's path is appended as it arrives (a test may share one log between upstreams). */
+  log: string[] | null = null
+  /** When set, counts requests held by a group of upstreams together, and the most at once. */
+  group: { active: number, peak: number } | null = null
   port = 0
   private server: Server | null = null
+  /** Answers of 'hold' requests, sent by release(). */
+  private held: Array<() => void> = []
   private readonly sockets = new Set<Socket>()
   private readonly host: string
 
@@ -57,6 +65,13 @@ export class DemoUpstream {
     return this
   }
 
+  /** Answers every request held so far ('hold' mode), in the order they came. */
+  release (): void {
+    const held = this.held
+    this.held = []
+    for (const answer of held) answer()
+  }
+
   /** Stops listening and cuts every open connection, as a crashed process would. */
   async stop (): Promise<void> {
     const server = this.server
@@ -80,6 +95,13 @@ export class DemoUpstream {
       }
       this.hits++
       this.active++
+      if (this.active > this.peak) this.peak = this.active
+      this.log?.push(path)
+      const group = this.group
+      if (group !== null) {
+        if (++group.active > group.peak) group.peak = group.active
+        res.once('close', () => { group.active-- })
+      }
       res.once('close', () => { this.active-- })
       if (this.mode === 'hang') return
       const body = JSON.stringify({
@@ -95,6 +117,7 @@ export class DemoUpstream {
         res.end(body)
       }
       if (this.mode === 'slow') setTimeout(answer, this.delayMs)
+      else if (this.mode === 'hold') this.held.push(answer)
       else answer()
     })
   }

@@ -47,7 +47,11 @@ export interface Answer {
 
 /** A client with its own connection pool, so tests do not share sockets. */
 export class Client {
-  readonly agent = new Agent({ connections: 64 })
+  readonly agent: Agent
+
+  constructor (connections = 64) {
+    this.agent = new Agent({ connections })
+  }
 
   async send (url: string, init: { method?: string, headers?: Record<string, string>, body?: string, signal?: AbortSignal } = {}): Promise<Answer> {
     const res = await request(url, {

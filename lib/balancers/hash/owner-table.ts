@@ -32,14 +32,14 @@ export class OwnerTable {
 
   /**
    * The target for a key that lands on `position`: its owner, or else the next
-   * owner clockwise that was not tried and, with bounded loads, has room for
-   * one more request. When every untried target is full, the first untried;
-   * when every target was tried, undefined.
+   * owner clockwise that was not tried, is below its connection limit and, with
+   * bounded loads, has room for one more request. When bounded loads find every
+   * such target loaded, the first of them; when none is left, undefined.
    */
   choose (position: number, ctx: PickContext): Target | undefined {
     const first = this.targets[this.owners[position]]
     const capacity = this.capacity(ctx)
-    if (ctx.tried.length === 0 && first.inFlight + 1 <= capacity) return first
+    if (ctx.tried.length === 0 && first.inFlight + 1 <= capacity && !first.full) return first
     return this.walk(position, ctx, capacity)
   }
 
@@ -65,7 +65,8 @@ export class OwnerTable {
         seen[o] = stamp
         met++
         const target = this.targets[o]
-        if (!wasTried(target, ctx.tried)) {
+        // A target at its connection limit takes nothing, even as the fallback of bounded loads.
+        if (!wasTried(target, ctx.tried) && !target.full) {
           if (target.inFlight + 1 <= capacity) return target
           fallback ??= target
         }
