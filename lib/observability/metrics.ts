@@ -3,7 +3,8 @@ import { invalidOption } from '../errors'
 import type { HealthRegistry } from '../health/registry'
 import { HistogramSeries, LiveHistogram, liveMetric, type Emit, type Labels } from './live-metrics'
 import type { MetricsRegistry, ResolvedMetricsOptions } from './options'
-import type { FailureKind, MembershipChange, Pool, RetryCounts } from '../pool/pool'
+import type { FailureKind, MembershipChange, OverloadCounts, Pool, RetryCounts } from '../pool/pool'
+import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
 import { passesHealth } from '../pool/serving'
 import type { Target } from '../pool/target'
 
@@ -29,6 +30,9 @@ const RETRIES_HELP = 'Retries by result: attempted (a try sent to another target
   'succeeded (a retried request answered with a status retry.statuses does not hold), ' +
   'budget_exhausted (a retry with a target to go to that the retry budget refused), ' +
   'limit_exceeded (a retry refused because the request used up retry.attempts).'
+
+/** Values of `reason` in `lb_overloaded_total`. */
+export const OVERLOAD_REASONS = ['full', 'queue_full', 'queue_timeout'] as const satisfies ReadonlyArray<keyof OverloadCounts>
 
 /**
  * The counters of one target id in one pool. While a discovery update moves an
@@ -81,6 +85,8 @@ class PoolSeries {
   readonly affinity: Affinity | null
   readonly affinityLabels: Labels[]
   readonly retryLabels: Labels[]
+  readonly overloadLabels: Labels[]
+  readonly fallbackLabels: Labels[]
 
   constructor (readonly pool: Pool) {
     const name = pool.name
@@ -88,6 +94,8 @@ class PoolSeries {
     this.affinity = pool.affinity
     this.affinityLabels = AFFINITY_RESULTS.map((r) => ({ pool: name, result: r }))
     this.retryLabels = RETRY_RESULTS.map((r) => ({ pool: name, result: r }))
+    this.overloadLabels = OVERLOAD_REASONS.map((r) => ({ pool: name, reason: r }))
+    this.fallbackLabels = UNAVAILABLE_REASONS.map((r) => ({ pool: name, reason: r }))
   }
 
   /** The series of the pool's current members, once per id, in id order. */
@@ -154,7 +162,8 @@ export class LbMetrics {
     const p = options.prefix
     const names = ['requests_total', 'request_duration_seconds', 'in_flight_requests', 'target_healthy', 'target_weight',
       'target_enabled', 'upstream_errors_total', 'retries_total', 'no_target_total', 'health_checks_total', 'health_transitions_total',
-      'ejections_total', 'affinity_total']
+      'ejections_total', 'affinity_total', 'target_priority', 'target_full', 'serving_tier', 'queue_length', 'overloaded_total',
+      'fallback_total']
     for (const name of names) {
       if (registry.getSingleMetric(p + name) !== undefined) {
         throw invalidOption('(plugin)', 'metrics.prefix', p, `the registry already holds a metric named ${p + name}`)
@@ -183,6 +192,37 @@ export class LbMetrics {
       ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.enabled ? 1 : 0)))
     liveMetric('gauge', registry, p + 'target_weight', 'The weight balancing uses for the target now (below the configured one during slow start).',
       ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.effectiveWeight)))
+    liveMetric('gauge', registry, p + 'target_priority', 'The tier of the target: 0 serves first, higher ones while those before them cannot.',
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.priority)))
+    liveMetric('gauge', registry, p + 'target_full', '1 while the target holds its maxConnections requests and takes no more, else 0.',
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.full ? 1 : 0)))
+    liveMetric('gauge', registry, p + 'serving_tier', 'The priority of the tier taking the pool\'s requests now; -1 when none can.',
+      ['pool'], (emit) => {
+        for (const pool of this.pools) emit(pool.labels, pool.pool.servingTier)
+      })
+    liveMetric('gauge', registry, p + 'queue_length', 'Requests waiting in the pool\'s queue for a slot (pools with a queue).',
+      ['pool'], (emit) => {
+        for (const pool of this.pools) {
+          const waiting = pool.pool.waiting
+          if (waiting !== null) emit(pool.labels, waiting.length)
+        }
+      })
+    liveMetric('counter', registry, p + 'overloaded_total',
+      'Requests answered 503 FST_LB_OVERLOADED (or by a fallback) because every target was full: full (no queue), queue_full, queue_timeout.',
+      ['pool', 'reason'], (emit) => {
+        for (const pool of this.pools) {
+          const counts = pool.pool.overloaded
+          OVERLOAD_REASONS.forEach((r, i) => emit(pool.overloadLabels[i], counts[r]))
+        }
+      })
+    liveMetric('counter', registry, p + 'fallback_total', 'Requests the pool\'s fallback served, by why the pool could not (no_target, circuit_open, overloaded, failed).',
+      ['pool', 'reason'], (emit) => {
+        for (const pool of this.pools) {
+          if (pool.pool.options.fallback === null) continue
+          const counts = pool.pool.fallbacks
+          UNAVAILABLE_REASONS.forEach((r, i) => emit(pool.fallbackLabels[i], counts[r]))
+        }
+      })
     liveMetric('counter', registry, p + 'upstream_errors_total', 'Tries that got no answer from a target, by reason (connect, timeout, reset, queue: no connection to it within the timeout).',
       ['pool', 'target', 'reason'], perTarget((emit, s) => {
         for (let i = 0; i < s.errors.length; i++) emit(s.reasonLabels[i], s.errors[i])

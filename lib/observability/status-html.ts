@@ -81,18 +81,26 @@ function row (t: TargetStatus, showUrls: boolean): string {
     `<td>${escape(t.id)}</td>` +
     (showUrls ? `<td>${escape(t.url ?? '')}</td>` : '') +
     `<td><span class="badge">${t.state}</span></td>` +
-    `<td class="n">${t.weight}</td><td class="n">${t.effectiveWeight}</td>` +
-    `<td class="n">${t.inFlight}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
+    `<td class="n">${t.priority}</td><td class="n">${t.weight}</td><td class="n">${t.effectiveWeight}</td>` +
+    `<td class="n">${t.inFlight}${t.maxConnections === 0 ? '' : ` / ${t.maxConnections}${t.full ? ' full' : ''}`}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
     `<td class="n">${t.ewmaMs === null ? '' : t.ewmaMs.toFixed(1)}</td>` +
     `<td>${check(t)}</td><td>${escape(time(t.ejectedUntil))}</td></tr>`
 }
 
+/** Shown once the pool refused a request for load: pools without limits keep their line as it was. */
+function overloaded (pool: PoolStatus): string {
+  const n = pool.overloaded.full + pool.overloaded.queueFull + pool.overloaded.queueTimeout
+  return n === 0 ? '' : `${n} overloaded · `
+}
+
 function table (pool: PoolStatus): string {
   const showUrls = pool.targets.some((t) => t.url !== undefined)
-  const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'Client aborts', 'EWMA ms', 'Last check', 'Ejected until']
+  const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Tier', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'Client aborts', 'EWMA ms', 'Last check', 'Ejected until']
   return `<section data-pool="${escape(pool.name)}"><h2>${escape(pool.name)} <small>${escape(pool.algorithm)} · ` +
     `${pool.eligible} of ${pool.targets.length} eligible${pool.panic ? ' · PANIC: routing over all targets' : ''} · ` +
-    `${pool.inFlight} in flight · ${pool.noTarget} without target · ` +
+    `${pool.servingTier > 0 ? `tier ${pool.servingTier} serving · ` : ''}${pool.servingTier < 0 ? 'no tier can serve · ' : ''}` +
+    `${pool.inFlight} in flight${pool.maxInFlight === 0 ? '' : ` of ${pool.maxInFlight}`}${pool.queued === null ? '' : ` · ${pool.queued} queued`} · ` +
+    `${pool.noTarget} without target · ${overloaded(pool)}` +
     `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded} refused)</small></h2>` +
     `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>` +
     `<tbody>${pool.targets.map((t) => row(t, showUrls)).join('')}</tbody></table></section>`

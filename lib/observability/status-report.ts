@@ -1,4 +1,5 @@
 import type { TargetState } from '../pool/target'
+import type { UnavailableReason } from '../forward/fallback-options'
 
 /** The shape of /lb/status in JSON, which the HTML page renders too. */
 export interface TargetStatus {
@@ -23,6 +24,12 @@ export interface TargetStatus {
   ejectedUntil: number | null
   /** Epoch ms; null when not in slow start. */
   slowStartUntil: number | null
+  /** Its tier: 0 serves first. */
+  priority: number
+  /** Its limit of requests in flight; 0 for none. */
+  maxConnections: number
+  /** At its limit: takes no new request until one ends. */
+  full: boolean
 }
 
 export interface PoolStatus {
@@ -35,6 +42,16 @@ export interface PoolStatus {
   inFlight: number
   /** Requests answered 503 for lack of an eligible target. */
   noTarget: number
+  /** The priority of the tier taking requests now; -1 when none can. */
+  servingTier: number
+  /** The pool's limit of requests in flight; 0 for none. */
+  maxInFlight: number
+  /** Requests waiting in the queue now; null without a queue. */
+  queued: number | null
+  /** Requests refused because every target was full, by reason (lb_overloaded_total). */
+  overloaded: { full: number, queueFull: number, queueTimeout: number }
+  /** Requests the fallback served, by reason; null without a fallback. */
+  fallbacks: Record<UnavailableReason, number> | null
   /** What became of retries so far, as lb_retries_total counts them (docs/observability.md). */
   retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number }
   targets: TargetStatus[]

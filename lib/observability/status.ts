@@ -5,6 +5,7 @@ import type { Pool } from '../pool/pool'
 import { prefersHtml, renderStatusPage } from './status-html'
 import type { PoolStatus, StatusReport, TargetStatus } from './status-report'
 import type { Target } from '../pool/target'
+import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
 
 const nullableNumber = { type: ['number', 'null'] }
 
@@ -29,9 +30,18 @@ const targetSchema = {
       properties: { at: { type: 'number' }, ok: { type: 'boolean' }, error: { type: 'string' } }
     },
     ejectedUntil: nullableNumber,
-    slowStartUntil: nullableNumber
+    slowStartUntil: nullableNumber,
+    priority: { type: 'integer' },
+    maxConnections: { type: 'integer' },
+    full: { type: 'boolean' }
   }
 } as const
+
+const countsOf = (keys: readonly string[]): object => ({
+  type: 'object',
+  required: keys,
+  properties: Object.fromEntries(keys.map((k) => [k, { type: 'integer' }]))
+})
 
 /** The JSON schema of the status report: Fastify compiles a serializer from it. */
 export const statusSchema = {
@@ -51,6 +61,11 @@ export const statusSchema = {
           panic: { type: 'boolean' },
           inFlight: { type: 'integer' },
           noTarget: { type: 'integer' },
+          servingTier: { type: 'integer' },
+          maxInFlight: { type: 'integer' },
+          queued: { type: ['integer', 'null'] },
+          overloaded: countsOf(['full', 'queueFull', 'queueTimeout']),
+          fallbacks: { type: ['object', 'null'], properties: Object.fromEntries(UNAVAILABLE_REASONS.map((r) => [r, { type: 'integer' }])) },
           retries: {
             type: 'object',
             required: ['attempted', 'succeeded', 'budgetExhausted', 'limitExceeded'],
@@ -88,7 +103,10 @@ function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: 
     ewmaMs: target.ewmaStamp === 0 ? null : round(target.decayedEwma(now)),
     lastCheck: check === null ? null : { at: check.at, ok: check.ok, error: check.error },
     ejectedUntil: target.ejectedUntil === 0 ? null : target.ejectedUntil,
-    slowStartUntil: target.slowStartUntil === 0 ? null : target.slowStartUntil
+    slowStartUntil: target.slowStartUntil === 0 ? null : target.slowStartUntil,
+    priority: target.priority,
+    maxConnections: target.maxConnections,
+    full: target.full
   }
 }
 
@@ -101,6 +119,11 @@ function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
     panic: pool.panic,
     inFlight: pool.inFlight,
     noTarget: pool.noTarget,
+    servingTier: pool.servingTier,
+    maxInFlight: pool.options.maxInFlight,
+    queued: pool.waiting === null ? null : pool.waiting.length,
+    overloaded: { full: pool.overloaded.full, queueFull: pool.overloaded.queue_full, queueTimeout: pool.overloaded.queue_timeout },
+    fallbacks: pool.options.fallback === null ? null : { ...pool.fallbacks },
     retries: {
       attempted: pool.retries.attempted,
       succeeded: pool.retries.succeeded,

@@ -8,10 +8,39 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 
 /** Runs in the page, where the DOM has it. */
 declare const getComputedStyle: (element: unknown) => { backgroundColor: string }
+interface PageElement {
+  getAttribute: (name: string) => string | null
+  innerText: string
+}
+/** The page's document, as far as these tests read it. */
+declare const document: { querySelectorAll: (selector: string) => Iterable<PageElement>, querySelector: (selector: string) => PageElement | null }
 
 /** The computed background colour of a target's row. */
 async function rowColour (page: Page, id: string): Promise<string> {
   return page.locator(`tr[data-target="${id}"]`).evaluate((row) => getComputedStyle(row).backgroundColor)
+}
+
+interface PageView {
+  sections: string[]
+  headings: string[]
+  rows: string[]
+  rowB: string
+}
+
+async function readPage (page: Page): Promise<PageView> {
+  for (;;) {
+    try {
+      return await page.evaluate(() => ({
+        sections: [...document.querySelectorAll('section')].map((x) => x.getAttribute('data-pool') ?? ''),
+        headings: [...document.querySelectorAll('h2')].map((x) => x.innerText),
+        rows: [...document.querySelectorAll('tbody tr')].map((r) => `${r.getAttribute('data-target') ?? ''}:${r.getAttribute('data-state') ?? ''}`),
+        rowB: document.querySelector('tr[data-target="b"]')?.innerText ?? ''
+      }))
+    } catch (err) {
+      if (!/context was destroyed|navigat/i.test((err as Error).message)) throw err
+      await page.waitForLoadState('load')
+    }
+  }
 }
 
 test('a real Chromium shows every pool and target, and a target that goes down changes colour after the page reloads itself', async (t) => {
@@ -40,14 +69,15 @@ test('a real Chromium shows every pool and target, and a target that goes down c
 
   const url = gw.url + '/lb/status'
   await page.goto(url)
-  t.same(await page.locator('section').evaluateAll((s) => s.map((x) => x.getAttribute('data-pool'))), ['main', 'orders'], 'a section per pool')
-  t.same(await page.locator('h2').allInnerTexts(), [
+  // The page reloads itself every second: what it shows is read in one evaluation, again if a reload cut it short.
+  const view = await readPage(page)
+  t.same(view.sections, ['main', 'orders'], 'a section per pool')
+  t.same(view.headings, [
     'main round-robin · 2 of 2 eligible · 0 in flight · 0 without target · 0 retries (0 succeeded, 0 refused)',
     'orders random · 1 of 1 eligible · 0 in flight · 0 without target · 0 retries (0 succeeded, 0 refused)'
   ])
-  t.same(await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-target') ?? ''}:${r.getAttribute('data-state') ?? ''}`)),
-    ['a:healthy', 'b:healthy', 'legacy:healthy'], 'a row per target')
-  t.ok((await page.locator('tr[data-target="b"]').innerText()).includes(ups[1].url), 'the URL shows')
+  t.same(view.rows, ['a:healthy', 'b:healthy', 'legacy:healthy'], 'a row per target')
+  t.ok(view.rowB.includes(ups[1].url), 'the URL shows')
   const healthy = await rowColour(page, 'b')
   t.equal(healthy, 'rgb(218, 251, 225)', 'healthy is green')
   t.equal(await rowColour(page, 'a'), healthy)

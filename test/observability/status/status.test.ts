@@ -32,7 +32,20 @@ test('JSON for machines: every pool with its algorithm, every target with its st
   t.equal(res.headers.vary, 'accept')
   const body = JSON.parse(res.text) as StatusReport
   t.ok(Math.abs(body.generatedAt - Date.now()) < 60_000, 'generatedAt is epoch ms')
-  const idle = { state: 'healthy', eligible: true, weight: 1, effectiveWeight: 1, inFlight: 0, lastCheck: null, ejectedUntil: null, slowStartUntil: null }
+  const idle = {
+    state: 'healthy',
+    eligible: true,
+    weight: 1,
+    effectiveWeight: 1,
+    inFlight: 0,
+    lastCheck: null,
+    ejectedUntil: null,
+    slowStartUntil: null,
+    priority: 0,
+    maxConnections: 0,
+    full: false
+  }
+  const unlimited = { servingTier: 0, maxInFlight: 0, queued: null, overloaded: { full: 0, queueFull: 0, queueTimeout: 0 }, fallbacks: null }
   t.same(body.pools.map((p) => ({ ...p, targets: p.targets.map((x) => ({ ...x, ewmaMs: typeof x.ewmaMs })) })), [
     {
       name: 'main',
@@ -41,6 +54,7 @@ test('JSON for machines: every pool with its algorithm, every target with its st
       panic: false,
       inFlight: 0,
       noTarget: 0,
+      ...unlimited,
       retries: { attempted: 1, succeeded: 1, budgetExhausted: 0, limitExceeded: 0 },
       targets: [
         { id: 'a', url: ups[0].url, ...idle, requests: 2, failures: 0, aborted: 0, ewmaMs: 'number' },
@@ -54,6 +68,7 @@ test('JSON for machines: every pool with its algorithm, every target with its st
       panic: false,
       inFlight: 0,
       noTarget: 0,
+      ...unlimited,
       retries: { attempted: 0, succeeded: 0, budgetExhausted: 0, limitExceeded: 0 },
       targets: [{ id: 'nine', url: 'http://127.0.0.1:9', ...idle, weight: 3, effectiveWeight: 3, requests: 0, failures: 0, aborted: 0, ewmaMs: 'object' }]
     }
