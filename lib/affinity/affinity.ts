@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
 import type { ResolvedAffinity } from './options'
 import { readCookie } from '../balancers/hash/keys'
-import { mayServePinned } from '../pool/serving'
+import { hasRoom, mayServePinned } from '../pool/serving'
 import type { Target } from '../pool/target'
 import type { PickInput } from '../balancers/balancer'
 
@@ -325,9 +325,9 @@ export class Affinity {
   }
 
   /**
-   * Whether a pinned target may take its client's request: the pool would pick
-   * it (in panic mode that includes unhealthy targets), or the serving rule lets
-   * it keep its pinned clients (draining, or disabled with keepSticky).
+   * Whether a pinned target may take its client's request: it has room, and the
+   * pool would pick it (in panic mode that includes unhealthy targets), or the
+   * serving rule lets it keep its pinned clients (draining, or disabled with keepSticky).
    */
   private honours (target: Target): boolean {
     const eligible = this.pool.eligible
@@ -336,6 +336,7 @@ export class Affinity {
       this.eligibleSet = new Set(eligible)
       this.eligibleSeen = eligible
     }
-    return this.eligibleSet.has(target) || mayServePinned(target)
+    // Hash tables keep full targets among the eligible ones (see pool/tiers.ts): a full one serves nobody, pinned or not.
+    return hasRoom(target) && (this.eligibleSet.has(target) || mayServePinned(target))
   }
 }

@@ -163,3 +163,35 @@ test('a slot taken at the pick is freed when a later hook answers instead of the
   t.equal((await client.send(`${gw.url}/open`)).servedBy, 'a', 'the slot is free for the next request')
   t.equal(ups[0].hits, 1)
 })
+
+test('affinity: a pinned client whose target is full moves, unless strict, which answers 503 FST_LB_OVERLOADED', async (t) => {
+  const ups = await startUpstreams(['a', 'b'])
+  const secret = 'a-secret-of-at-least-thirty-two-characters!'
+  const targets = ups.map((u) => ({ url: u.url, id: u.id, maxConnections: 1 }))
+  const gw = await startGateway({
+    pools: {
+      loose: { algorithm: 'round-robin', targets, affinity: { secret } },
+      strict: { algorithm: 'round-robin', targets, affinity: { secret, strict: true } }
+    }
+  }, (app) => {
+    app.get('/loose/*', { config: { upstream: 'loose' } }, app.lb.forward)
+    app.get('/strict/*', { config: { upstream: 'strict' } }, app.lb.forward)
+  })
+  const client = new Client()
+  t.teardown(async () => { for (const u of ups) { u.mode = 'ok'; u.release() } await client.close(); await gw.close(); for (const u of ups) await u.stop() })
+  for (const name of ['loose', 'strict']) {
+    const first = await client.send(`${gw.url}/${name}/pin`)
+    t.equal(first.servedBy, 'a')
+    const cookie = String(first.headers['set-cookie']).split(';')[0]
+    ups[0].mode = 'hold'
+    const held = client.send(`${gw.url}/${name}/held`, { headers: { cookie } })
+    await until(() => ups[0].active === 1, 5000, 'a to be full')
+    const next = await client.send(`${gw.url}/${name}/next`, { headers: { cookie } })
+    if (name === 'loose') t.equal(next.servedBy, 'b', 'the loose pool moves the client to a target with room')
+    else t.same([next.status, codeOf(next)], [503, 'FST_LB_OVERLOADED'], 'the strict pool keeps it pinned and says why')
+    ups[0].mode = 'ok'
+    ups[0].release()
+    t.equal((await held).servedBy, 'a')
+    await assertIdle(t, gw.app.lb.pool(name), `${name} affinity`)
+  }
+})
