@@ -12,6 +12,8 @@ export interface CheckEvent {
   id: string
   url: string
   type: 'http' | 'tcp'
+  /** The check's index in the `healthCheck` list of the pool that registered it first (0 for a single check). */
+  check: number
   ok: boolean
   error?: string
   durationMs: number
@@ -24,18 +26,24 @@ export interface TransitionEvent {
   from: HealthState
   to: HealthState
   reason: string
+  /** The check whose result changed the state: its index in the target's `healthCheck` list (0 for a single check). */
+  check: number
+  type: 'http' | 'tcp'
 }
 
-/** A pool's side of a monitor: told after each check, once the target's fields are up to date. */
+/** A pool's side of a target's checks: told after each check, once the target's fields are up to date. */
 export interface HealthWatcher {
-  /** A check ended: `healthy` is the state it leaves, `lastCheck` the check itself. */
+  /**
+   * A check ended: `ok` when it passed and no other check of the target last
+   * failed; `healthy` is the state the target is left in, `lastCheck` what explains it.
+   */
   checked: (target: Target, ok: boolean, changed: boolean, healthy: boolean, lastCheck: LastCheck) => void
 }
 
-/** Where a monitor reports; the registry turns reports into events and log lines. */
-export interface MonitorReport {
-  transition: (event: TransitionEvent) => void
-  check: (event: CheckEvent) => void
+/** Who follows a monitor: the check lists that include its check. */
+export interface MonitorListener {
+  /** `reason` says why the monitor is in its state now, for a transition it may cause. */
+  checked: (monitor: Monitor, ok: boolean, reason: string) => void
 }
 
 /** The delay before the next check: interval x (1 +- jitter), less what the last check took. */
@@ -46,30 +54,35 @@ export function nextDelay (interval: number, jitter: number, tookMs: number, ran
 
 /**
  * The health state machine of one target URL under one check configuration,
- * shared by every pool that has a target with that URL. Checks of one monitor
- * never overlap: the next is scheduled only when the last one has ended.
+ * shared by every pool that has a target with that URL and that check. Checks
+ * of one monitor never overlap: the next is scheduled only when the last one
+ * has ended, after `interval` or, while this check sees the target unhealthy,
+ * `unhealthyInterval`.
  */
 export class Monitor {
   readonly id: string
   readonly url: string
   readonly check: ResolvedHealthCheck
+  /** The check's index in the list of the pool that registered it first. */
+  readonly index: number
   healthy: boolean
   /** Consecutive passing and failed checks. */
   passes = 0
   fails = 0
   lastCheck: LastCheck | null = null
-  readonly watchers = new Map<Target, HealthWatcher>()
+  readonly listeners = new Set<MonitorListener>()
   private readonly endpoint: CheckEndpoint
   private readonly tls: ResolvedTls
-  private readonly report: MonitorReport
+  private readonly report: (event: CheckEvent) => void
   private timer: NodeJS.Timeout | null = null
   private cancel: CancelCheck | null = null
   private stopped = false
 
-  constructor (target: Target, check: ResolvedHealthCheck, tls: ResolvedTls, report: MonitorReport) {
+  constructor (target: Target, check: ResolvedHealthCheck, index: number, tls: ResolvedTls, report: (event: CheckEvent) => void) {
     this.id = target.id
     this.url = target.url
     this.check = check
+    this.index = index
     this.healthy = check.initialState === 'healthy'
     this.endpoint = endpointOf(target.origin, target.basePath, check.port)
     this.tls = tls
@@ -124,26 +137,23 @@ export class Monitor {
       this.fails++
       this.passes = 0
     }
-    const last: LastCheck = ok ? { at: Date.now(), ok } : { at: Date.now(), ok, error }
+    const at = Date.now()
+    const last: LastCheck = ok ? { at, ok, check: this.index, type: this.check.type } : { at, ok, error, check: this.index, type: this.check.type }
     this.lastCheck = last
     const from = this.healthy
     // The first check decides alone: before it the state is a guess, not a history to smooth.
     const to = first
       ? ok
       : from ? this.fails < this.check.unhealthyThreshold : this.passes >= this.check.healthyThreshold
-    const changed = to !== from
     this.healthy = to
     // Scheduled before anyone is told, so a throwing listener cannot end the checks.
-    if (!this.stopped) this.schedule(nextDelay(this.check.interval, this.check.jitter, durationMs))
-    for (const [target, watcher] of this.watchers) watcher.checked(target, ok, changed, to, last)
-    if (changed) {
-      const reason = first
-        ? (ok ? 'first check passed' : `first check failed: ${error}`)
-        : (ok ? `${this.passes} consecutive passing checks` : `${this.fails} consecutive failed checks, last: ${error}`)
-      this.report.transition({ id: this.id, url: this.url, from: from ? 'healthy' : 'unhealthy', to: to ? 'healthy' : 'unhealthy', reason })
-    }
-    const event: CheckEvent = { id: this.id, url: this.url, type: this.check.type, ok, durationMs }
+    if (!this.stopped) this.schedule(nextDelay(to ? this.check.interval : this.check.unhealthyInterval, this.check.jitter, durationMs))
+    const reason = first
+      ? (ok ? 'first check passed' : `first check failed: ${error}`)
+      : (ok ? `${this.passes} consecutive passing checks` : `${this.fails} consecutive failed checks, last: ${error}`)
+    for (const listener of this.listeners) listener.checked(this, ok, reason)
+    const event: CheckEvent = { id: this.id, url: this.url, type: this.check.type, check: this.index, ok, durationMs }
     if (!ok) event.error = error
-    this.report.check(event)
+    this.report(event)
   }
 }

@@ -22,6 +22,8 @@ export interface HealthCheckOptions {
   timeout?: number
   /** Time from the start of one check to the start of the next, in ms (default 5000). */
   interval?: number
+  /** The interval while this check sees the target unhealthy, in ms (default: `interval`). */
+  unhealthyInterval?: number
   /** Each interval is drawn from interval x (1 +- jitter) (default 0.1). */
   jitter?: number
   /** Consecutive passing checks that make an unhealthy target healthy (default 2). */
@@ -67,6 +69,7 @@ export interface ResolvedHealthCheck {
   port: number | null
   timeout: number
   interval: number
+  unhealthyInterval: number
   jitter: number
   healthyThreshold: number
   unhealthyThreshold: number
@@ -119,15 +122,30 @@ function resolveBody (r: OptionReader): string | RegExp | null {
   return r.fail('body', 'must be a non-empty string or a RegExp')
 }
 
-const CHECK_KEYS = new Set(['type', 'path', 'method', 'expectedStatuses', 'body', 'host', 'port', 'timeout', 'interval', 'jitter', 'healthyThreshold', 'unhealthyThreshold', 'initialState'])
+const CHECK_KEYS = new Set(['type', 'path', 'method', 'expectedStatuses', 'body', 'host', 'port', 'timeout', 'interval', 'unhealthyInterval', 'jitter',
+  'healthyThreshold', 'unhealthyThreshold', 'initialState'])
 const HTTP_ONLY = ['path', 'method', 'expectedStatuses', 'body', 'host']
 const CHECK_PATH = /^\/[^\s#]*$/
 const HOST = /^[A-Za-z0-9.:[\]-]+$/
 
-/** Validates `healthCheck`; null when active checks are off (the default). */
-export function resolveHealthCheck (pool: string, value: unknown): ResolvedHealthCheck | null {
+/**
+ * Reads the pool option `healthCheck`: one check or a list of them, every one
+ * of which a target must pass; null when active checks are off (the default).
+ */
+export function resolveHealthCheck (pool: OptionReader): readonly ResolvedHealthCheck[] | null {
+  const value = pool.value('healthCheck')
   if (value === undefined || value === false) return null
-  const r = OptionReader.record(pool, 'healthCheck', value, CHECK_KEYS)
+  if (Array.isArray(value) && value.length === 0) pool.fail('healthCheck', 'must be a check object or a non-empty array of them')
+  const checks = pool.oneOrMany('healthCheck', (at, key) => resolveCheck(at.object(key).known(CHECK_KEYS, 'is not a healthCheck option')))
+  // The same check twice would be one state machine counted twice.
+  checks.forEach((check, i) => {
+    const first = checks.findIndex((c) => c.key === check.key)
+    if (first !== i) pool.items('healthCheck', '').fail(i, `is the same check as healthCheck[${first}]`)
+  })
+  return checks
+}
+
+function resolveCheck (r: OptionReader): ResolvedHealthCheck {
   const type = oneOf(r, 'type', 'http', ['http', 'tcp'] as const)
   if (type === 'tcp') {
     for (const key of HTTP_ONLY) if (r.has(key)) r.fail(key, "applies to type 'http' only")
@@ -135,6 +153,7 @@ export function resolveHealthCheck (pool: string, value: unknown): ResolvedHealt
   const path = r.matching('path', '/health', CHECK_PATH, "must be a path starting with '/', without spaces or a fragment")
   const method = r.method('method', 'GET')
   const host = r.value('host') == null ? null : r.matching('host', undefined, HOST, 'must be a host name, optionally with a port')
+  const interval = r.integer('interval', 5000, 1, 3_600_000)
   const resolved: Omit<ResolvedHealthCheck, 'key'> = {
     type,
     path,
@@ -144,7 +163,8 @@ export function resolveHealthCheck (pool: string, value: unknown): ResolvedHealt
     host,
     port: r.optionalInteger('port', 1, 65535) ?? null,
     timeout: r.integer('timeout', 2000, 1, 600_000),
-    interval: r.integer('interval', 5000, 1, 3_600_000),
+    interval,
+    unhealthyInterval: r.integer('unhealthyInterval', interval, 1, 3_600_000),
     jitter: r.number('jitter', 0.1, 0, 1),
     healthyThreshold: r.integer('healthyThreshold', 2, 1, 1000),
     unhealthyThreshold: r.integer('unhealthyThreshold', 3, 1, 1000),

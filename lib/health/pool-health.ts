@@ -14,9 +14,9 @@ import { SlowStart } from './slow-start'
  */
 export interface CheckRunner {
   readonly log: Logger | null
-  /** Follows the shared monitor of the target's URL; returns its state now, which the target takes. */
-  watch: (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher) => { readonly healthy: boolean, readonly lastCheck: LastCheck | null }
-  unwatch: (target: Target, check: ResolvedHealthCheck) => void
+  /** Follows the shared checks of the target's URL; returns their state now, which the target takes. */
+  watch: (target: Target, checks: readonly ResolvedHealthCheck[], watcher: HealthWatcher) => { readonly healthy: boolean, readonly lastCheck: LastCheck | null }
+  unwatch: (target: Target, checks: readonly ResolvedHealthCheck[]) => void
 }
 
 /**
@@ -48,8 +48,8 @@ export class PoolHealth implements HealthWatcher {
     pool.on('panic', this.onPanic)
   }
 
-  private follow (target: Target, check: ResolvedHealthCheck): void {
-    const state = this.registry.watch(target, check, this)
+  private follow (target: Target, checks: readonly ResolvedHealthCheck[]): void {
+    const state = this.registry.watch(target, checks, this)
     this.pool.setHealth(target, state.healthy, state.lastCheck)
   }
 

@@ -3,7 +3,8 @@ import type { Logger } from '../types'
 import type { Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import type { ResolvedTls } from '../options/tls'
-import { Monitor, type CheckEvent, type HealthWatcher, type MonitorReport, type TransitionEvent } from './monitor'
+import { CheckList } from './check-list'
+import { Monitor, type CheckEvent, type HealthWatcher, type TransitionEvent } from './monitor'
 import type { ResolvedHealthCheck } from './options'
 import { PoolHealth } from './pool-health'
 
@@ -15,8 +16,9 @@ export interface HealthRegistryEvents {
 /**
  * The gateway's health registry: one state machine per target URL and check
  * configuration, whichever pools share the target, so each is checked once per
- * interval. Pools are told of changes and rebuild their eligible set; every
- * change is logged once, here.
+ * interval; and one CheckList per target URL and list of checks, which the
+ * pools with that list follow. Pools are told of changes and rebuild their
+ * eligible set; every change is logged once, here.
  *
  * Events: 'check' (CheckEvent) after every active check, 'transition'
  * (TransitionEvent) on every change of state.
@@ -25,6 +27,7 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
   /** Where state changes are logged; the plugin sets the gateway's logger. */
   log: Logger | null = null
   private readonly monitorsByKey = new Map<string, Monitor>()
+  private readonly lists = new Map<string, CheckList>()
   private readonly poolHealth = new Map<Pool, PoolHealth>()
   private started = false
   private closed = false
@@ -48,28 +51,46 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
     return health
   }
 
-  /** Makes target follow the shared state of its URL under check, checking it from now on if nobody did. */
-  watch (target: Target, check: ResolvedHealthCheck, watcher: HealthWatcher): Monitor {
-    const key = target.url + '\n' + check.key
+  /**
+   * Makes target follow the shared state of its URL under every check of
+   * `checks`, checking it from now on under each check nobody ran yet.
+   */
+  watch (target: Target, checks: readonly ResolvedHealthCheck[], watcher: HealthWatcher): CheckList {
+    const key = listKey(target, checks)
+    let list = this.lists.get(key)
+    if (list === undefined) {
+      list = new CheckList(target, checks.map((check, i) => this.monitor(target, check, i)), this.transition)
+      for (const monitor of list.monitors) monitor.listeners.add(list)
+      this.lists.set(key, list)
+    }
+    list.watchers.set(target, watcher)
+    return list
+  }
+
+  /** Stops following; the last watcher of a URL under a check stops that check. */
+  unwatch (target: Target, checks: readonly ResolvedHealthCheck[]): void {
+    const key = listKey(target, checks)
+    const list = this.lists.get(key)
+    if (list === undefined || !list.watchers.delete(target) || list.watchers.size > 0) return
+    this.lists.delete(key)
+    for (const monitor of list.monitors) {
+      monitor.listeners.delete(list)
+      if (monitor.listeners.size === 0) {
+        monitor.stop()
+        this.monitorsByKey.delete(monitorKey(target, monitor.check))
+      }
+    }
+  }
+
+  private monitor (target: Target, check: ResolvedHealthCheck, index: number): Monitor {
+    const key = monitorKey(target, check)
     let monitor = this.monitorsByKey.get(key)
     if (monitor === undefined) {
-      monitor = new Monitor(target, check, this.tls, this.report)
+      monitor = new Monitor(target, check, index, this.tls, this.check)
       this.monitorsByKey.set(key, monitor)
       if (this.started && !this.closed) monitor.start()
     }
-    monitor.watchers.set(target, watcher)
     return monitor
-  }
-
-  /** Stops following; the last watcher of a URL stops its checks. */
-  unwatch (target: Target, check: ResolvedHealthCheck): void {
-    const key = target.url + '\n' + check.key
-    const monitor = this.monitorsByKey.get(key)
-    if (monitor === undefined || !monitor.watchers.delete(target)) return
-    if (monitor.watchers.size === 0) {
-      monitor.stop()
-      this.monitorsByKey.delete(key)
-    }
   }
 
   /** Runs every first check now; monitors created later start at once. */
@@ -84,6 +105,7 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
     this.closed = true
     for (const monitor of this.monitorsByKey.values()) monitor.stop()
     this.monitorsByKey.clear()
+    this.lists.clear()
     for (const health of this.poolHealth.values()) health.close()
     this.poolHealth.clear()
   }
@@ -97,13 +119,22 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
     }
   }
 
-  private readonly report: MonitorReport = {
-    transition: (event) => {
-      const line = { target: event.id, url: event.url, from: event.from, to: event.to, reason: event.reason }
-      if (event.to === 'unhealthy') this.log?.warn(line, 'fastify-lb: target is unhealthy')
-      else this.log?.info(line, 'fastify-lb: target is healthy')
-      this.guarded(() => this.emit('transition', event))
-    },
-    check: (event) => this.guarded(() => this.emit('check', event))
+  private readonly transition = (event: TransitionEvent): void => {
+    const line = { target: event.id, url: event.url, from: event.from, to: event.to, reason: event.reason, check: event.check, type: event.type }
+    if (event.to === 'unhealthy') this.log?.warn(line, 'fastify-lb: target is unhealthy')
+    else this.log?.info(line, 'fastify-lb: target is healthy')
+    this.guarded(() => this.emit('transition', event))
   }
+
+  private readonly check = (event: CheckEvent): void => {
+    this.guarded(() => this.emit('check', event))
+  }
+}
+
+function monitorKey (target: Target, check: ResolvedHealthCheck): string {
+  return target.url + '\n' + check.key
+}
+
+function listKey (target: Target, checks: readonly ResolvedHealthCheck[]): string {
+  return target.url + '\n' + checks.map((c) => c.key).join('\n')
 }

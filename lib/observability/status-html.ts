@@ -73,7 +73,7 @@ tr.state-draining{background:#eff2f5}tr.state-draining .badge{background:#59636e
 function check (t: TargetStatus): string {
   const c = t.lastCheck
   if (c === null) return ''
-  return `${c.ok ? 'ok' : 'failed'} ${escape(time(c.at))}${c.error === undefined ? '' : ' ' + escape(c.error)}`
+  return `${c.ok ? 'ok' : 'failed'} ${escape(time(c.at))}${c.error === undefined ? '' : ' ' + escape(c.error)} · healthCheck[${c.check}] ${c.type}`
 }
 
 function row (t: TargetStatus, showUrls: boolean): string {

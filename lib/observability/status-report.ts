@@ -19,7 +19,8 @@ export interface TargetStatus {
   aborted: number
   /** Latency EWMA in ms as balancing sees it now; null before the first answer. */
   ewmaMs: number | null
-  lastCheck: { at: number, ok: boolean, error?: string } | null
+  /** The check that explains the state (docs/health.md): `check` is its index in the pool's `healthCheck` list. */
+  lastCheck: { at: number, ok: boolean, error?: string, check: number, type: 'http' | 'tcp' } | null
   /** Epoch ms; null when not ejected. */
   ejectedUntil: number | null
   /** Epoch ms; null when not in slow start. */

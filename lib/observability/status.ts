@@ -27,7 +27,7 @@ const targetSchema = {
     lastCheck: {
       type: ['object', 'null'],
       required: ['at', 'ok'],
-      properties: { at: { type: 'number' }, ok: { type: 'boolean' }, error: { type: 'string' } }
+      properties: { at: { type: 'number' }, ok: { type: 'boolean' }, error: { type: 'string' }, check: { type: 'integer' }, type: { type: 'string' } }
     },
     ejectedUntil: nullableNumber,
     slowStartUntil: nullableNumber,
@@ -101,7 +101,7 @@ function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: 
     failures: target.failures,
     aborted: target.aborted,
     ewmaMs: target.ewmaStamp === 0 ? null : round(target.decayedEwma(now)),
-    lastCheck: check === null ? null : { at: check.at, ok: check.ok, error: check.error },
+    lastCheck: check === null ? null : { at: check.at, ok: check.ok, error: check.error, check: check.check, type: check.type },
     ejectedUntil: target.ejectedUntil === 0 ? null : target.ejectedUntil,
     slowStartUntil: target.slowStartUntil === 0 ? null : target.slowStartUntil,
     priority: target.priority,

@@ -92,8 +92,8 @@ export interface PoolOptions {
   retry?: RetryOptions | false
   /** Signed-cookie session affinity (default: none). See docs/affinity.md. */
   affinity?: AffinityOptions
-  /** Active health checks (default: none). See docs/health.md. */
-  healthCheck?: HealthCheckOptions | false
+  /** Active health checks, one or a list that must all pass (default: none). See docs/health.md. */
+  healthCheck?: HealthCheckOptions | readonly HealthCheckOptions[] | false
   /** Passive outlier detection from live traffic (default: none). See docs/health.md. */
   outlierDetection?: OutlierDetectionOptions | false
   /** Weight ramp for targets that join or recover (default: none). See docs/health.md. */
@@ -177,7 +177,8 @@ export interface ResolvedPoolOptions {
   bufferLimit: number
   retry: ResolvedRetry
   affinity: ResolvedAffinity | null
-  healthCheck: ResolvedHealthCheck | null
+  /** Null when off; else every check a target must pass. */
+  healthCheck: readonly ResolvedHealthCheck[] | null
   outlierDetection: ResolvedOutlierDetection | null
   slowStart: ResolvedSlowStart | null
   panicThreshold: number
@@ -351,7 +352,7 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     bufferLimit: r.integer('bufferLimit', DEFAULT_BUFFER_LIMIT, 0, MAX_BUFFER_LIMIT),
     retry: resolveRetry(name, r.value('retry')),
     affinity: resolveAffinity(name, r.value('affinity')),
-    healthCheck: resolveHealthCheck(name, r.value('healthCheck')),
+    healthCheck: resolveHealthCheck(r),
     outlierDetection: resolveOutlierDetection(name, r.value('outlierDetection')),
     slowStart: resolveSlowStart(name, r.value('slowStart')),
     panicThreshold: resolvePanicThreshold(r),

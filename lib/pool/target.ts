@@ -11,13 +11,20 @@ export interface LbTarget {
 /** What the status page and metrics report for a target, most severe first. */
 export type TargetState = 'draining' | 'disabled' | 'unhealthy' | 'ejected' | 'slow-start' | 'healthy'
 
-/** The last active health check of a target. */
+/**
+ * The active check that explains a target's state: with several checks, the
+ * last failed result of the first check whose last result failed, else the
+ * latest result of any.
+ */
 export interface LastCheck {
   /** When it ended, epoch ms. */
   at: number
   ok: boolean
   /** Why it failed (a short reason such as 'status 503' or 'timeout'), without the address. */
   error?: string
+  /** Which check: its index in the pool's `healthCheck` list (0 for a single check). */
+  check: number
+  type: 'http' | 'tcp'
 }
 
 /** EWMA time constant: a sample weighs half after about 7 s, nearly nothing after 30 s. */

@@ -35,6 +35,28 @@ export class HealthLog {
   }
 }
 
+/**
+ * Resolves once `holds()` is true, asking again after each check and transition
+ * the registry reports (so listeners added before this one have recorded it);
+ * fails after timeoutMs so a test never hangs.
+ */
+export async function afterHealthEvents (registry: HealthRegistry, holds: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  if (holds()) return
+  await new Promise<void>((resolve, reject) => {
+    const done = (error?: Error): void => {
+      clearTimeout(timer)
+      registry.off('check', ask)
+      registry.off('transition', ask)
+      if (error === undefined) resolve()
+      else reject(error)
+    }
+    const ask = (): void => { if (holds()) done() }
+    const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}`)), timeoutMs)
+    registry.on('check', ask)
+    registry.on('transition', ask)
+  })
+}
+
 /** A log destination for Fastify that keeps every line, parsed. */
 export class LogLines extends Writable {
   readonly lines: Array<Record<string, unknown>> = []
