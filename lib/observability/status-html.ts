@@ -93,7 +93,7 @@ function table (pool: PoolStatus): string {
   return `<section data-pool="${escape(pool.name)}"><h2>${escape(pool.name)} <small>${escape(pool.algorithm)} · ` +
     `${pool.eligible} of ${pool.targets.length} eligible${pool.panic ? ' · PANIC: routing over all targets' : ''} · ` +
     `${pool.inFlight} in flight · ${pool.noTarget} without target · ` +
-    `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded} refused)</small></h2>` +
+    `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded + pool.retries.deadlineExceeded} refused)</small></h2>` +
     `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>` +
     `<tbody>${pool.targets.map((t) => row(t, showUrls)).join('')}</tbody></table></section>`
 }

@@ -36,7 +36,7 @@ export interface PoolStatus {
   /** Requests answered 503 for lack of an eligible target. */
   noTarget: number
   /** What became of retries so far, as lb_retries_total counts them (docs/observability.md). */
-  retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number }
+  retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number, deadlineExceeded: number }
   targets: TargetStatus[]
 }
 
