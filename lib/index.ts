@@ -49,6 +49,10 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
 
   // Requests in flight when app.close() is called finish, and then their keep-alive connections close too.
   closeIdleWhileClosing(fastify)
+  // Once they have, a pool's timer of request deadlines (retry.deadline) has nothing left to watch.
+  fastify.addHook('onClose', async () => {
+    for (const pool of lb.allPools()) pool.requestDeadlines?.close()
+  })
 
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
   addObservability(fastify, lb, resolved)
@@ -73,7 +77,7 @@ const fastifyLb = fp(plugin, { fastify: '5.x', name: 'fastify-lb' })
 
 export default fastifyLb
 export { fastifyLb, forward, LoadBalancer }
-export type { LbOptions, PoolOptions, RetryOptions, TargetInput, HashKeySource } from './options/resolve'
+export type { LbOptions, PoolOptions, RetryOptions, BackoffOptions, TargetInput, HashKeySource } from './options/resolve'
 export type { LbTarget, Target } from './pool/target'
 export type { AffinityOptions } from './affinity/options'
 export type { AffinityCounts, AffinityResult } from './affinity/affinity'

@@ -53,6 +53,13 @@ export class Deadlines {
     return true
   }
 
+  /** The gateway closed: the timer stops and the items, which nobody waits for any more, are let go. */
+  close (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    for (let item = this.head; item !== null; item = this.head) this.remove(item)
+  }
+
   private arm (ms: number): void {
     // A timer of its own keeps no process alive: the sockets of the requests it watches do.
     this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(ms)))

@@ -7,6 +7,7 @@ import { classifyFailure } from './failure'
 import { answers, noAnswerMessage, timedOutMessage } from '../errors'
 import type { FailureKind, Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
+import type { Timed } from './deadlines'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
 import { decideRetry } from './retry-decision'
@@ -33,30 +34,42 @@ export interface UpstreamResponse {
   stream: Try | (Stream & { destroy: () => void })
 }
 
+/** A retry's back-off is over. A function of the module, so that waiting allocates no closure. */
+function resumeAfterBackoff (exchange: Exchange): void {
+  exchange.resume()
+}
+
 /**
  * One client request on its way through a pool, across its tries: it sends
  * each try, decides what a failed one leads to (another target, or the
  * gateway's own answer) and hands the answer that stays to the client.
  */
-export class Exchange implements TryOwner {
+export class Exchange implements TryOwner, Timed {
   readonly tried: Target[] = []
   retries = 0
   current: Try | null = null
   /** The client's connection closed before its answer was finished: nobody reads what comes next. */
   private clientLeft = false
+  /** performance.now() by which the request must have its answer's head (retry.deadline); set only when the pool has one. */
+  deadline = 0
+  prevTimed: Timed | null = null
+  nextTimed: Timed | null = null
+  /** A retry waiting out its back-off, and the target it was decided for. */
+  private backoff: NodeJS.Timeout | null = null
+  private waitingFor: Target | null = null
   readonly request: FastifyRequest
   readonly reply: FastifyReply
   /** The body as it came, which every try sends; undefined without one (or when the gateway's own parsers read it). */
   readonly body: Buffer | undefined
+  /** The pool the tries go to: the route's, or the one its fallback names once every try there failed. */
+  pool: Pool
+  private upstream: Upstream
+
   /**
    * `source` is the path that reply-from resolves below the target's base path;
    * `query` (without '?') goes upstream as it came, so that reply-from's checks
    * of paths never judge (or fail to decode) a query string.
    */
-  /** The pool the tries go to: the route's, or the one its fallback names once every try there failed. */
-  pool: Pool
-  private upstream: Upstream
-
   constructor (
     upstream: Upstream,
     private readonly from: ExchangeSource,
@@ -68,6 +81,8 @@ export class Exchange implements TryOwner {
     this.request = from.request
     this.reply = from.answer
     this.body = from.rawBody
+    // The deadline runs from the first try on, across every try and back-off after it.
+    this.pool.requestDeadlines?.add(this, performance.now())
   }
 
   send (target: Target, budgeted: boolean): void {
@@ -99,25 +114,35 @@ export class Exchange implements TryOwner {
   /**
    * Sends the request on to another target after the current try failed
    * (`reason`: how, or the status that asks for a retry); returns whether it
-   * went. A `budgeted` retry follows a try that reached an upstream: it needs a
-   * retryable method, a body that can be sent again, an attempt left and the
-   * budget's consent. A refused connection sent nothing, so any replayable
-   * request goes on free of budget and attempts. `answer`, the failed try's
-   * answer, is dropped before the next try is sent.
+   * went (or waits to go). A `budgeted` retry follows a try that reached an
+   * upstream: it needs a retryable method, a body that can be sent again, an
+   * attempt left, time before the deadline and the budget's consent, and waits
+   * its back-off first. A refused connection sent nothing, so any replayable
+   * request goes on at once, free of budget and attempts. `answer`, the failed
+   * try's answer, is dropped before the next try is sent or waited for.
    */
   private retryOn (reason: FailureKind | number, budgeted: boolean, answer?: UpstreamResponse): boolean {
-    const retry = this.pool.options.retry
-    const counts = this.pool.retries
+    const pool = this.pool
+    const retry = pool.options.retry
+    const counts = pool.retries
     let next: Target | undefined
-    const verdict = decideRetry(
-      { budgeted, replayable: this.replayable(), method: this.request.method, retries: this.retries },
+    const { verdict, wait } = decideRetry(
+      {
+        budgeted,
+        replayable: this.replayable(),
+        method: this.request.method,
+        retries: this.retries,
+        remaining: pool.requestDeadlines === null ? Infinity : this.deadline - performance.now()
+      },
       retry,
       () => (next = this.another()) !== undefined,
-      () => this.pool.retryBudget.withdraw()
+      () => pool.retryBudget.withdraw(),
+      pool.random
     )
     // attempts 0 (retry: false) wants no retry at all: nothing was refused.
     if (verdict === 'attempts' && retry.attempts > 0) counts.limit_exceeded++
     else if (verdict === 'budget') counts.budget_exhausted++
+    else if (verdict === 'deadline') counts.deadline_exceeded++
     if (verdict !== 'retry' || next === undefined) return false
     if (answer !== undefined) {
       // reply-from already copied this answer's headers; the next try brings its own.
@@ -125,8 +150,14 @@ export class Exchange implements TryOwner {
       this.current?.release()
     }
     if (budgeted) this.retries++
+    pool.emit('retry', next, reason, wait)
+    if (wait > 0) {
+      // Ref'd on purpose: the wait is part of a live request, and a timer left behind would show as a leak.
+      this.waitingFor = next
+      this.backoff = setTimeout(resumeAfterBackoff, wait, this)
+      return true
+    }
     counts.attempted++
-    this.pool.emit('retry', next, reason)
     this.send(next, budgeted)
     return true
   }
@@ -144,6 +175,8 @@ export class Exchange implements TryOwner {
     const target = upstream.pool.pick(this.from)
     // The fallback pool has no target either: the request keeps the answer of its own pool's failure.
     if (target === undefined) return false
+    // The request's deadline was its own pool's: the fallback pool's tries run under that pool's timeout.
+    this.pool.requestDeadlines?.remove(this)
     this.upstream = upstream
     this.pool = upstream.pool
     this.tried.length = 0
@@ -151,6 +184,59 @@ export class Exchange implements TryOwner {
     upstream.pool.retryBudget.deposit()
     this.send(target, false)
     return true
+  }
+
+  /** The back-off is over: the retry goes on, to a target that may still take it. */
+  resume (): void {
+    const deadlines = this.pool.requestDeadlines
+    if (deadlines !== null && performance.now() >= this.deadline) {
+      // Its timer came before the deadline's: the deadline ends the request all the same.
+      deadlines.remove(this)
+      this.expire()
+      return
+    }
+    const decided = this.waitingFor
+    this.stopWaiting()
+    if (decided === null) return
+    // The pool may have changed meanwhile (an ejection, a drain, a full target): a target that left its pickable set is replaced.
+    const next = this.pool.eligible.includes(decided) ? decided : this.another()
+    if (next === undefined) {
+      answers.noAnswer(this.reply, this.pool.name)
+      return
+    }
+    this.pool.retries.attempted++
+    this.send(next, true)
+  }
+
+  private stopWaiting (): void {
+    if (this.backoff !== null) clearTimeout(this.backoff)
+    this.backoff = null
+    this.waitingFor = null
+  }
+
+  /**
+   * The request's deadline passed (retry.deadline) before its answer was on
+   * its way: a back-off is cut, and so is a try still waiting for its answer's
+   * head, as Envoy's route timeout does, and the client gets 504. The cut try
+   * counts as aborted, not against its target, which was still within its own
+   * timeout. A try that has just failed is left to its verdict, which sees the
+   * deadline passed.
+   */
+  expire (): void {
+    if (this.reply.sent) return
+    const attempt = this.current
+    if (this.backoff !== null) {
+      this.stopWaiting()
+    } else if (attempt !== null && attempt.pending) {
+      // reply-from may still report the cut try: with no current try, the exchange ignores it.
+      this.current = null
+      attempt.abort()
+      this.pool.record(attempt.target, 0, 'aborted', performance.now() - attempt.started)
+    } else {
+      return
+    }
+    this.pool.retries.deadline_exceeded++
+    answers.timedOut(this.reply, this.pool.name)
   }
 
   /** Drops an answer that is not passed on: the headers reply-from copied from it, and its body. */
@@ -233,6 +319,8 @@ export class Exchange implements TryOwner {
       // A retried request got an answer that retrying is not for: the retries paid off.
       this.pool.retries.succeeded++
     }
+    // The answer is on its way to the client: the deadline covered the wait for it, not the passing on.
+    this.pool.requestDeadlines?.remove(this)
     const affinity = this.pool.affinity
     if (affinity !== null) {
       // The cookie's name is the gateway's: an upstream's cookie of that name must not replace it. After failover
@@ -260,8 +348,15 @@ export class Exchange implements TryOwner {
    * client that sent all of its body, a POST's, before leaving.)
    */
   readonly clientClosed = (): void => {
+    this.pool.requestDeadlines?.remove(this)
     if (this.reply.raw.writableFinished) return
     this.clientLeft = true
+    if (this.backoff !== null) {
+      // Nothing is in flight during a back-off: the wait ends here, and the answer only lets Fastify finish the request.
+      this.stopWaiting()
+      answers.abandoned(this.reply, this.pool.name)
+      return
+    }
     this.current?.abort()
   }
 

@@ -101,6 +101,11 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
     pool.deadlines.add(this, this.started)
   }
 
+  /** The try has handed neither an answer nor a failure to reply-from yet: the request still waits on it. */
+  get pending (): boolean {
+    return this.phase < Phase.Streaming
+  }
+
   get sendTimeout (): number {
     return this.owner.pool.options.sendTimeout
   }

@@ -25,11 +25,12 @@ export const REASONS = Object.keys(REASON_INDEX) as UpstreamError[]
 export const AFFINITY_RESULTS = ['hit', 'miss', 'reassigned', 'rejected'] as const
 
 /** Values of `result` in `lb_retries_total`: retries sent, and what became of the requests that were or would have been retried. */
-export const RETRY_RESULTS = ['attempted', 'succeeded', 'budget_exhausted', 'limit_exceeded'] as const satisfies ReadonlyArray<keyof RetryCounts>
+export const RETRY_RESULTS = ['attempted', 'succeeded', 'budget_exhausted', 'limit_exceeded', 'deadline_exceeded'] as const satisfies ReadonlyArray<keyof RetryCounts>
 const RETRIES_HELP = 'Retries by result: attempted (a try sent to another target after a try failed), ' +
   'succeeded (a retried request answered with a status retry.statuses does not hold), ' +
   'budget_exhausted (a retry with a target to go to that the retry budget refused), ' +
-  'limit_exceeded (a retry refused because the request used up retry.attempts).'
+  'limit_exceeded (a retry refused because the request used up retry.attempts), ' +
+  'deadline_exceeded (a request that retry.deadline ended: a retry refused or a back-off or try cut because the deadline passed).'
 
 /** Values of `reason` in `lb_overloaded_total`. */
 export const OVERLOAD_REASONS = ['full', 'queue_full', 'queue_timeout'] as const satisfies ReadonlyArray<keyof OverloadCounts>

@@ -101,7 +101,7 @@ function table (pool: PoolStatus): string {
     `${pool.servingTier > 0 ? `tier ${pool.servingTier} serving · ` : ''}${pool.servingTier < 0 ? 'no tier can serve · ' : ''}` +
     `${pool.inFlight} in flight${pool.maxInFlight === 0 ? '' : ` of ${pool.maxInFlight}`}${pool.queued === null ? '' : ` · ${pool.queued} queued`} · ` +
     `${pool.noTarget} without target · ${overloaded(pool)}` +
-    `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded} refused)</small></h2>` +
+    `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded + pool.retries.deadlineExceeded} refused)</small></h2>` +
     `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>` +
     `<tbody>${pool.targets.map((t) => row(t, showUrls)).join('')}</tbody></table></section>`
 }

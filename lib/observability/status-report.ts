@@ -54,7 +54,7 @@ export interface PoolStatus {
   /** Requests the fallback served, by reason; null without a fallback. */
   fallbacks: Record<UnavailableReason, number> | null
   /** What became of retries so far, as lb_retries_total counts them (docs/observability.md). */
-  retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number }
+  retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number, deadlineExceeded: number }
   targets: TargetStatus[]
 }
 

@@ -68,12 +68,13 @@ export const statusSchema = {
           fallbacks: { type: ['object', 'null'], properties: Object.fromEntries(UNAVAILABLE_REASONS.map((r) => [r, { type: 'integer' }])) },
           retries: {
             type: 'object',
-            required: ['attempted', 'succeeded', 'budgetExhausted', 'limitExceeded'],
+            required: ['attempted', 'succeeded', 'budgetExhausted', 'limitExceeded', 'deadlineExceeded'],
             properties: {
               attempted: { type: 'integer' },
               succeeded: { type: 'integer' },
               budgetExhausted: { type: 'integer' },
-              limitExceeded: { type: 'integer' }
+              limitExceeded: { type: 'integer' },
+              deadlineExceeded: { type: 'integer' }
             }
           },
           targets: { type: 'array', items: targetSchema }
@@ -128,7 +129,8 @@ function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
       attempted: pool.retries.attempted,
       succeeded: pool.retries.succeeded,
       budgetExhausted: pool.retries.budget_exhausted,
-      limitExceeded: pool.retries.limit_exceeded
+      limitExceeded: pool.retries.limit_exceeded,
+      deadlineExceeded: pool.retries.deadline_exceeded
     },
     targets: pool.targets.map((t) => targetStatus(t, eligible, hideUrls, now))
   }

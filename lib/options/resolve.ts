@@ -54,6 +54,23 @@ export interface RetryOptions {
   budgetPercent?: number
   /** Retries per second allowed whatever the traffic, so a quiet pool can retry too (default 10). */
   minRetriesPerSecond?: number
+  /**
+   * ms one request may take across all its tries and back-offs, from the moment its first try is sent to the
+   * final answer's head (nginx's proxy_next_upstream_timeout, Envoy's route timeout); then 504. 0 or left out: none.
+   */
+  deadline?: number
+  /**
+   * Fully jittered exponential back-off before each retry of a request that reached an upstream (Envoy's): the n-th
+   * waits a random time below min(max, base × (2^n − 1)) ms. Default { base: 25, max: 10 × base }; false or base 0: none.
+   */
+  backoff?: BackoffOptions | false
+}
+
+export interface BackoffOptions {
+  /** ms; the first retry waits below this (default 25). */
+  base?: number
+  /** ms; no wait is longer (default 10 × base). */
+  max?: number
 }
 
 export interface PoolOptions {
@@ -160,6 +177,15 @@ export interface ResolvedRetry {
   methods: ReadonlySet<string>
   budgetPercent: number
   minRetriesPerSecond: number
+  /** ms; 0 when requests have no deadline. */
+  deadline: number
+  /** null when retries go at once. */
+  backoff: ResolvedBackoff | null
+}
+
+export interface ResolvedBackoff {
+  base: number
+  max: number
 }
 
 export interface ResolvedPoolOptions {
@@ -300,8 +326,23 @@ function resolveHashKey (r: OptionReader): HashKeySource {
   return r.fail('hashKey', "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
 }
 
-const RETRY_KEYS = new Set(['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetriesPerSecond'])
+const RETRY_KEYS = new Set(['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetriesPerSecond', 'deadline', 'backoff'])
+const BACKOFF_KEYS = new Set(['base', 'max'])
 const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']
+/** Envoy's base interval: short enough to be unnoticed by one retry, long enough to spread a burst of them. */
+const DEFAULT_BACKOFF_BASE = 25
+/** A back-off holds a client's request: longer than a minute is a mistake, not a policy. */
+const MAX_BACKOFF = 60_000
+
+function resolveBackoff (r: OptionReader): ResolvedBackoff | null {
+  if (r.value('backoff') === false) return null
+  const b = r.object('backoff', { fallback: {}, shape: 'must be an object or false' }).known(BACKOFF_KEYS, 'is not a retry.backoff option')
+  const base = b.integer('base', DEFAULT_BACKOFF_BASE, 0, MAX_BACKOFF)
+  if (base === 0) return null
+  // Envoy's default: 10 × base lets a third retry wait up to 7 × base and caps everything after.
+  const max = b.integer('max', Math.min(10 * base, MAX_BACKOFF), base, MAX_BACKOFF, `must be an integer from retry.backoff.base (${base}) to ${MAX_BACKOFF}`)
+  return { base, max }
+}
 
 function resolveRetry (pool: string, value: unknown): ResolvedRetry {
   const off = value === false
@@ -315,7 +356,9 @@ function resolveRetry (pool: string, value: unknown): ResolvedRetry {
     statuses: new Set(statuses),
     methods: new Set(methodList.map((i) => methodList.method(i))),
     budgetPercent: r.number('budgetPercent', 0.2, 0, 1),
-    minRetriesPerSecond: r.number('minRetriesPerSecond', 10, 0, 1_000_000)
+    minRetriesPerSecond: r.number('minRetriesPerSecond', 10, 0, 1_000_000),
+    deadline: r.integer('deadline', 0, 0, 3_600_000),
+    backoff: resolveBackoff(r)
   }
 }
 

@@ -34,6 +34,7 @@ export interface RetryCounts {
   succeeded: number
   budget_exhausted: number
   limit_exceeded: number
+  deadline_exceeded: number
 }
 
 export interface MembershipChange {
@@ -48,8 +49,11 @@ export interface PoolEvents {
   change: [MembershipChange]
   /** Panic mode began (true) or ended (false). */
   panic: [boolean]
-  /** A try failed and the request goes on to `target`; `reason` is the failure or the status that asked for it. */
-  retry: [target: Target, reason: FailureKind | number]
+  /**
+   * A try failed and the request goes on to `target`; `reason` is the failure or the status that asked for it,
+   * `wait` the ms of back-off before the retry is sent (0: at once).
+   */
+  retry: [target: Target, reason: FailureKind | number, wait: number]
   /** What became of a request's affinity cookie. */
   affinity: [AffinityResult]
   /** Outlier detection ejected `target` until `until` (epoch ms). */
@@ -133,7 +137,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** @internal Requests that found no eligible target. */
   noTarget = 0
   /** @internal Retries by result, counted where they are decided and read when metrics are scraped. */
-  readonly retries: RetryCounts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 }
+  readonly retries: RetryCounts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0, deadline_exceeded: 0 }
   /** @internal Too few targets are usable (panicThreshold): picks go over every target that is not draining. */
   panic = false
   /** @internal Requests refused for load, by reason. */
@@ -149,6 +153,10 @@ export class Pool extends EventEmitter<PoolEvents> {
   limited: boolean
   /** @internal Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
   readonly deadlines: Deadlines
+  /** @internal Every request's `retry.deadline`, from its first try on, across its tries; null without one. */
+  readonly requestDeadlines: Deadlines | null
+  /** @internal Draws the jitter of retry back-offs; a test replaces it to fix the sequence. */
+  random: () => number = Math.random
   /** @internal Whether picks read a hash key (hashing algorithms): the front-end reads it only then. */
   readonly needsKey: boolean
   /** @internal Whether picks read the client address (ip-hash, or `hashKey: 'ip'`). */
@@ -192,6 +200,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.options = options
     this.retryBudget = new RetryBudget(options.retry.budgetPercent, options.retry.minRetriesPerSecond)
     this.deadlines = new Deadlines(options.timeout)
+    this.requestDeadlines = options.retry.deadline === 0 ? null : new Deadlines(options.retry.deadline)
     this.affinity = options.affinity === null ? null : new Affinity(this, options.affinity)
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,

@@ -26,6 +26,16 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a buffer limit above 16 MiB', { pools: { users: { targets: [good], bufferLimit: 17_000_000 } } }, /pool "users": bufferLimit = 17000000/],
   ['too many retries', { pools: { users: { targets: [good], retry: { attempts: 11 } } } }, /retry\.attempts = 11/],
   ['a retry status outside 5xx', { pools: { users: { targets: [good], retry: { statuses: [404] } } } }, /retry\.statuses\[0\] = 404/],
+  ['a negative deadline', { pools: { users: { targets: [good], retry: { deadline: -5 } } } },
+    /^Invalid option for pool "users": retry\.deadline = -5 \(must be an integer from 0 to 3600000\)$/],
+  ['a deadline in seconds as a string', { pools: { users: { targets: [good], retry: { deadline: '2s' } } } }, /pool "users": retry\.deadline = "2s" \(must be an integer/],
+  ['back-off true', { pools: { users: { targets: [good], retry: { backoff: true } } } },
+    /^Invalid option for pool "users": retry\.backoff = true \(must be an object or false\)$/],
+  ['an unknown back-off field', { pools: { users: { targets: [good], retry: { backoff: { jitter: 0.5 } } } } },
+    /pool "users": retry\.backoff\.jitter = 0\.5 \(is not a retry\.backoff option\)/],
+  ['a negative back-off base', { pools: { users: { targets: [good], retry: { backoff: { base: -1 } } } } }, /retry\.backoff\.base = -1 \(must be an integer from 0 to 60000\)/],
+  ['a back-off max below its base', { pools: { users: { targets: [good], retry: { backoff: { base: 100, max: 50 } } } } },
+    /^Invalid option for pool "users": retry\.backoff\.max = 50 \(must be an integer from retry\.backoff\.base \(100\) to 60000\)$/],
   ['an unknown plugin option', { poolz: {} }, /pool "\(plugin\)": poolz/],
   ['a pool that is not an object', { pools: { users: 3 } }, /pool "users": \(pool\) = 3/]
 ]

@@ -47,3 +47,22 @@ test('an item added while others expire (a retry) gets a deadline of its own', a
   t.same(expired, ['first', 'retry'])
   t.ok(retry.deadline >= first.deadline + 20, 'the retry\'s deadline runs from when it was added')
 })
+
+test('close() stops the timer and lets every item go without expiring it', async (t) => {
+  const closed = new Deadlines(20)
+  const open = new Deadlines(40)
+  const expired: string[] = []
+  const items = ['a', 'b'].map((n) => new Item(n, expired))
+  const sentinel = new Item('sentinel', expired)
+  const done = new Promise<void>((resolve) => { sentinel.onExpire = resolve })
+  const start = performance.now()
+  for (const item of items) closed.add(item, start)
+  // Due after the closed list's items: had its timer survived close(), they would have expired first.
+  open.add(sentinel, start)
+  closed.close()
+  await done
+  t.same(expired, ['sentinel'])
+  t.same(items.map((i) => [i.prevTimed, i.nextTimed]), [[null, null], [null, null]], 'the items are unlinked')
+  closed.close()
+  t.pass('closing twice is harmless')
+})

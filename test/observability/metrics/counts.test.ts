@@ -18,7 +18,7 @@ test('requests per target and status class, latency per answered try, retries of
   t.equal(ofTarget(text, 'lb_request_duration_seconds_count', 'a'), 2)
   t.equal(ofTarget(text, 'lb_request_duration_seconds_bucket', 'b', { le: '+Inf' }), 2)
   t.ok((ofTarget(text, 'lb_request_duration_seconds_sum', 'a') ?? 0) > 0, 'latency adds up')
-  t.same(byLabel(text, 'lb_retries_total', 'result', { pool: 'main' }), { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 },
+  t.same(byLabel(text, 'lb_retries_total', 'result', { pool: 'main' }), { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0, deadline_exceeded: 0 },
     'every result has its series before any retry')
 
   // With retries on 500, each of b's answers sends the request on to a.

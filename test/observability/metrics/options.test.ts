@@ -134,7 +134,7 @@ test('an OpenMetrics registry is served in its own format', async (t) => {
   const res = await app.inject('/metrics')
   t.equal(res.headers['content-type'], 'application/openmetrics-text; version=1.0.0; charset=utf-8')
   t.ok(res.body.includes('# TYPE lb_retries counter\n'), 'counters are named without _total in TYPE lines')
-  for (const result of ['attempted', 'succeeded', 'budget_exhausted', 'limit_exceeded']) {
+  for (const result of ['attempted', 'succeeded', 'budget_exhausted', 'limit_exceeded', 'deadline_exceeded']) {
     t.ok(res.body.includes(`lb_retries_total{pool="main",result="${result}"} 0\n`), `${result} has its series from the start`)
   }
   t.ok(res.body.endsWith('# EOF\n'))

@@ -5,9 +5,9 @@ import { FaultServer } from '../../helpers/fault-server'
 import { Client, refusedUrl, startGateway } from '../../helpers/gateway'
 import { byLabel } from '../../helpers/prom-text'
 
-type Counts = Record<'attempted' | 'succeeded' | 'budget_exhausted' | 'limit_exceeded', number>
+type Counts = Record<'attempted' | 'succeeded' | 'budget_exhausted' | 'limit_exceeded' | 'deadline_exceeded', number>
 
-const NONE: Counts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0 }
+const NONE: Counts = { attempted: 0, succeeded: 0, budget_exhausted: 0, limit_exceeded: 0, deadline_exceeded: 0 }
 /** A budget that refuses every retry of a request that reached an upstream. */
 const NO_BUDGET = { budgetPercent: 0, minRetriesPerSecond: 0 }
 
