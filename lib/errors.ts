@@ -49,6 +49,7 @@ export function invalidOption (pool: string, field: string, value: unknown, why:
 
 /** Codes of the answers the gateway itself gives to clients. */
 export type ClientErrorCode = 'FST_LB_NO_TARGET' | 'FST_LB_BAD_GATEWAY' | 'FST_LB_GATEWAY_TIMEOUT' | 'FST_LB_BAD_PATH' | 'FST_LB_UPGRADE_UNSUPPORTED'
+  | 'FST_LB_CIRCUIT_OPEN'
 
 /** Seconds a client is asked to wait after a 503 for lack of targets: about one health-check interval. */
 export const RETRY_AFTER_SECONDS = 5
@@ -59,8 +60,8 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 501: 'Not Impl
  * Answers a client on the gateway's own behalf. The body names the pool and
  * never an upstream address, whatever the error handler of the gateway does.
  */
-export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
-  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string, retryAfter = RETRY_AFTER_SECONDS): void {
+  if (statusCode === 503) reply.header('retry-after', retryAfter)
   reply.code(statusCode).type('application/json; charset=utf-8').send({
     statusCode,
     code,
@@ -73,6 +74,10 @@ export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 50
 export const answers = {
   noTarget (reply: FastifyReply, pool: string): void {
     sendError(reply, 503, 'FST_LB_NO_TARGET', `No target of pool "${pool}" is available`)
+  },
+  /** The pool's circuit breaker is open (or half-open with every trial taken): no upstream was contacted. */
+  circuitOpen (reply: FastifyReply, pool: string, retryAfterSeconds: number): void {
+    sendError(reply, 503, 'FST_LB_CIRCUIT_OPEN', `The circuit breaker of pool "${pool}" is open`, retryAfterSeconds)
   },
   noRoutePool (reply: FastifyReply): void {
     // Used on a route without an upstream: answered like an empty pool rather than guess a destination.

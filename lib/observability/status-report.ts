@@ -1,4 +1,5 @@
 import type { TargetState } from '../pool/target'
+import type { CircuitState } from '../breaker/breaker'
 
 /** The shape of /lb/status in JSON, which the HTML page renders too. */
 export interface TargetStatus {
@@ -25,6 +26,21 @@ export interface TargetStatus {
   slowStartUntil: number | null
 }
 
+/** A pool's circuit breaker (docs/circuit-breaker.md). */
+export interface CircuitStatus {
+  state: CircuitState
+  /** Of the window while closed, of the trials so far while half-open, of the calls that opened it while open. */
+  failureRatio: number
+  slowCallRatio: number
+  calls: number
+  /** Requests the breaker answered itself. */
+  rejected: number
+  /** Epoch ms of the last opening; null if it never opened. */
+  openedAt: number | null
+  /** Epoch ms at which an open circuit lets trial requests through; null unless open. */
+  halfOpenAt: number | null
+}
+
 export interface PoolStatus {
   name: string
   algorithm: string
@@ -37,6 +53,8 @@ export interface PoolStatus {
   noTarget: number
   /** What became of retries so far, as lb_retries_total counts them (docs/observability.md). */
   retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number }
+  /** Null when the pool has no circuit breaker. */
+  circuit: CircuitStatus | null
   targets: TargetStatus[]
 }
 

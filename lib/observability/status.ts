@@ -3,7 +3,8 @@ import type { LoadBalancer } from '../route/load-balancer'
 import type { ResolvedStatusOptions } from './options'
 import type { Pool } from '../pool/pool'
 import { prefersHtml, renderStatusPage } from './status-html'
-import type { PoolStatus, StatusReport, TargetStatus } from './status-report'
+import type { CircuitStatus, PoolStatus, StatusReport, TargetStatus } from './status-report'
+import type { CircuitBreaker } from '../breaker/breaker'
 import type { Target } from '../pool/target'
 
 const nullableNumber = { type: ['number', 'null'] }
@@ -33,6 +34,20 @@ const targetSchema = {
   }
 } as const
 
+const circuitSchema = {
+  type: ['object', 'null'],
+  required: ['state', 'failureRatio', 'slowCallRatio', 'calls', 'rejected', 'openedAt', 'halfOpenAt'],
+  properties: {
+    state: { type: 'string', enum: ['closed', 'half-open', 'open'] },
+    failureRatio: { type: 'number' },
+    slowCallRatio: { type: 'number' },
+    calls: { type: 'integer' },
+    rejected: { type: 'integer' },
+    openedAt: nullableNumber,
+    halfOpenAt: nullableNumber
+  }
+} as const
+
 /** The JSON schema of the status report: Fastify compiles a serializer from it. */
 export const statusSchema = {
   type: 'object',
@@ -43,7 +58,7 @@ export const statusSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'targets'],
+        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'circuit', 'targets'],
         properties: {
           name: { type: 'string' },
           algorithm: { type: 'string' },
@@ -61,6 +76,7 @@ export const statusSchema = {
               limitExceeded: { type: 'integer' }
             }
           },
+          circuit: circuitSchema,
           targets: { type: 'array', items: targetSchema }
         }
       }
@@ -92,6 +108,20 @@ function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: 
   }
 }
 
+function circuitStatus (breaker: CircuitBreaker | null, epochNow: number): CircuitStatus | null {
+  if (breaker === null) return null
+  const s = breaker.snapshot()
+  return {
+    state: s.state,
+    failureRatio: round(s.failureRatio),
+    slowCallRatio: round(s.slowCallRatio),
+    calls: s.calls,
+    rejected: s.rejected,
+    openedAt: s.openedMsAgo === null ? null : Math.round(epochNow - s.openedMsAgo),
+    halfOpenAt: s.halfOpenInMs === null ? null : Math.round(epochNow + s.halfOpenInMs)
+  }
+}
+
 function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
   const eligible = new Set(pool.eligible)
   return {
@@ -107,6 +137,7 @@ function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
       budgetExhausted: pool.retries.budget_exhausted,
       limitExceeded: pool.retries.limit_exceeded
     },
+    circuit: circuitStatus(pool.breaker, Date.now()),
     targets: pool.targets.map((t) => targetStatus(t, eligible, hideUrls, now))
   }
 }

@@ -19,6 +19,7 @@ import {
 } from '../observability/options'
 import { resolveDiscovery, type DiscoveryOptions, type ResolvedDiscovery } from '../discovery/options'
 import { resolveRewriteLocation } from '../forward/location-rewrite'
+import { resolveCircuitBreaker, type CircuitBreakerOptions, type ResolvedCircuitBreaker } from '../breaker/options'
 
 /** A target as configured: a URL, or a URL with a weight and an id. */
 export type TargetInput = string | { url: string, weight?: number, id?: string }
@@ -96,6 +97,8 @@ export interface PoolOptions {
    * base path) to the gateway's origin, as nginx's `proxy_redirect default` does (default true).
    */
   rewriteLocation?: boolean
+  /** Per-pool circuit breaker: refuses requests at once while the pool's calls fail (default: none). See docs/circuit-breaker.md. */
+  circuitBreaker?: CircuitBreakerOptions | false
 }
 
 export interface LbOptions {
@@ -150,6 +153,7 @@ export interface ResolvedPoolOptions {
   panicThreshold: number
   discovery: ResolvedDiscovery[]
   rewriteLocation: boolean
+  circuitBreaker: ResolvedCircuitBreaker | null
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
@@ -165,7 +169,7 @@ const ID_RULE = 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -'
  */
 const MAX_URL_LENGTH = 2048
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
-  'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation'])
+  'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation', 'circuitBreaker'])
 
 const ALGORITHMS = Object.keys(algorithms) as AlgorithmName[]
 
@@ -300,7 +304,8 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     slowStart: resolveSlowStart(name, r.value('slowStart')),
     panicThreshold: resolvePanicThreshold(r),
     discovery: resolveDiscovery(name, r.value('discovery')),
-    rewriteLocation: resolveRewriteLocation(name, r.value('rewriteLocation'))
+    rewriteLocation: resolveRewriteLocation(name, r.value('rewriteLocation')),
+    circuitBreaker: resolveCircuitBreaker(name, r.value('circuitBreaker'))
   }
 }
 

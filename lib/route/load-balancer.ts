@@ -108,12 +108,18 @@ export class LoadBalancer {
     let hook = this.preHandlers.get(pool)
     if (hook === undefined) {
       const affinity = pool.affinity
+      const breaker = pool.breaker
       // Built once per pool: the options of its tries, and what its picks read of a request.
       const fromOptions = buildFromOptions(pool.options.timeout)
       hook = function pickTarget (request, reply, done) {
         const state = stateOf(request, reply)
         state.pool = pool
         state.fromOptions = fromOptions
+        // An open circuit answers before anything is picked, and without contacting an upstream.
+        if (breaker !== null && !breaker.admit()) {
+          answers.circuitOpen(reply, pool.name, breaker.retryAfterSeconds())
+          return
+        }
         readPickInput(pool, request, state)
         // A valid affinity cookie first; strict affinity answers 503 rather than move a pinned client.
         const target = affinity === null ? pool.pick(state) : affinity.pick(state)
