@@ -73,18 +73,18 @@ Object.defineProperty(GatewayError.prototype, 'name', { value: 'GatewayError' })
  * requests by the thousand, and the stack trace Error would capture says
  * nothing about where the trouble is (the upstreams).
  */
-function gatewayError (statusCode: number, code: ClientErrorCode, message: string): GatewayError {
+function gatewayError (statusCode: number, code: ClientErrorCode, message: string, retryAfter: number): GatewayError {
   const err = Object.create(GatewayError.prototype) as GatewayError
   err.message = message
   err.statusCode = statusCode
   err.code = code
-  err.headers = statusCode === 503 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : undefined
+  err.headers = statusCode === 503 ? { 'retry-after': String(retryAfter) } : undefined
   return err
 }
 
 /** Answers a client on the gateway's own behalf, through the route's error handler. */
-export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string): void {
-  reply.send(gatewayError(statusCode, code, message))
+export function sendError (reply: FastifyReply, statusCode: 400 | 501 | 502 | 503 | 504, code: ClientErrorCode, message: string, retryAfter = RETRY_AFTER_SECONDS): void {
+  reply.send(gatewayError(statusCode, code, message, retryAfter))
 }
 
 /** The gateway's answers for a pool, by what went wrong; each names the pool and nothing behind it. */
@@ -95,6 +95,10 @@ export const answers = {
   /** Every target is full, and the queue (if any) was full or the request waited its whole timeout. */
   overloaded (reply: FastifyReply, pool: string): void {
     sendError(reply, 503, 'FST_LB_OVERLOADED', `Pool "${pool}" is overloaded`)
+  },
+  /** The pool's circuit breaker is open (or half-open with every trial taken): no upstream was contacted. */
+  circuitOpen (reply: FastifyReply, pool: string, retryAfterSeconds: number): void {
+    sendError(reply, 503, 'FST_LB_CIRCUIT_OPEN', `The circuit breaker of pool "${pool}" is open`, retryAfterSeconds)
   },
   noRoutePool (reply: FastifyReply): void {
     // Used on a route without an upstream: answered like an empty pool rather than guess a destination.

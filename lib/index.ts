@@ -10,6 +10,7 @@ import { closeIdleWhileClosing } from './forward/close-idle'
 import { Discovery } from './discovery/index'
 import { resolveOptions, type LbOptions, type PoolOptions } from './options/resolve'
 import type { LbTarget } from './pool/target'
+import { logCircuit } from './breaker/log'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -40,6 +41,10 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   lb.eachPool((pool) => lb.health.attach(pool))
   fastify.addHook('onReady', async () => { lb.health.start() })
   fastify.addHook('onClose', async () => { lb.health.close() })
+
+  // Circuit breakers log opening and closing; an open one's timer stops on close.
+  lb.eachPool((pool) => { if (pool.breaker !== null) logCircuit(pool, fastify.log) })
+  fastify.addHook('onClose', async () => { for (const pool of lb.allPools()) pool.breaker?.stop() })
 
   // Discovery providers feed their pools from when the gateway is ready (it waits for their first answer) until it closes.
   const discovery = new Discovery(fastify.log)
@@ -83,10 +88,12 @@ export type { AffinityOptions } from './affinity/options'
 export type { AffinityCounts, AffinityResult } from './affinity/affinity'
 export type { Pool, PoolEvents, PoolStats, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool/pool'
 export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } from './health/options'
+export type { CircuitBreakerOptions } from './breaker/options'
+export type { CircuitEvent, CircuitState } from './breaker/breaker'
 export type { HealthRegistry } from './health/registry'
 export type { CheckEvent, TransitionEvent } from './health/monitor'
 export type { AlgorithmName } from './balancers/index'
 export type { DiscoveryEvent, DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions, EtcdTlsOptions, RegistryTlsOptions } from './discovery/index'
 export type { MetricsOptions, StatusOptions, RouteGuard } from './observability/options'
-export type { StatusReport, PoolStatus, TargetStatus } from './observability/status-report'
+export type { StatusReport, PoolStatus, CircuitStatus, TargetStatus } from './observability/status-report'
 export { InvalidOptionError, UnknownPoolError } from './errors'

@@ -1,4 +1,5 @@
 import type { Affinity } from '../affinity/affinity'
+import { CIRCUIT_STATES } from '../breaker/breaker'
 import { invalidOption } from '../errors'
 import type { HealthRegistry } from '../health/registry'
 import { HistogramSeries, LiveHistogram, liveMetric, type Emit, type Labels } from './live-metrics'
@@ -88,6 +89,7 @@ class PoolSeries {
   readonly retryLabels: Labels[]
   readonly overloadLabels: Labels[]
   readonly fallbackLabels: Labels[]
+  readonly circuitLabels: Labels[]
 
   constructor (readonly pool: Pool) {
     const name = pool.name
@@ -97,6 +99,7 @@ class PoolSeries {
     this.retryLabels = RETRY_RESULTS.map((r) => ({ pool: name, result: r }))
     this.overloadLabels = OVERLOAD_REASONS.map((r) => ({ pool: name, reason: r }))
     this.fallbackLabels = UNAVAILABLE_REASONS.map((r) => ({ pool: name, reason: r }))
+    this.circuitLabels = CIRCUIT_STATES.map((s) => ({ pool: name, to: s }))
   }
 
   /** The series of the pool's current members, once per id, in id order. */
@@ -164,7 +167,7 @@ export class LbMetrics {
     const names = ['requests_total', 'request_duration_seconds', 'in_flight_requests', 'target_healthy', 'target_weight',
       'target_enabled', 'upstream_errors_total', 'retries_total', 'no_target_total', 'health_checks_total', 'health_transitions_total',
       'ejections_total', 'affinity_total', 'target_priority', 'target_full', 'serving_tier', 'queue_length', 'overloaded_total',
-      'fallback_total']
+      'fallback_total', 'circuit_state', 'circuit_transitions_total']
     for (const name of names) {
       if (registry.getSingleMetric(p + name) !== undefined) {
         throw invalidOption('(plugin)', 'metrics.prefix', p, `the registry already holds a metric named ${p + name}`)
@@ -246,6 +249,20 @@ export class LbMetrics {
         for (const pool of this.pools) {
           const counts = pool.affinity?.counts
           if (counts !== undefined) AFFINITY_RESULTS.forEach((r, i) => emit(pool.affinityLabels[i], counts[r]))
+        }
+      })
+    liveMetric('gauge', registry, p + 'circuit_state', "State of the pool's circuit breaker: 0 closed, 1 half-open, 2 open.",
+      ['pool'], (emit) => {
+        for (const pool of this.pools) {
+          const breaker = pool.pool.breaker
+          if (breaker !== null) emit(pool.labels, CIRCUIT_STATES.indexOf(breaker.state))
+        }
+      })
+    liveMetric('counter', registry, p + 'circuit_transitions_total', "Changes of state of the pool's circuit breaker, by the state it changed to.",
+      ['pool', 'to'], (emit) => {
+        for (const pool of this.pools) {
+          const counts = pool.pool.breaker?.transitions
+          if (counts !== undefined) CIRCUIT_STATES.forEach((s, i) => emit(pool.circuitLabels[i], counts[s]))
         }
       })
     liveMetric('counter', registry, p + 'health_checks_total', 'Active health checks of a target, by check type and result (success, failure).',

@@ -68,6 +68,8 @@ tr.state-ejected{background:#fff8c5}tr.state-ejected .badge{background:#9a6700;c
 tr.state-unhealthy{background:#ffebe9}tr.state-unhealthy .badge{background:#cf222e;color:#fff}
 tr.state-disabled{background:#f6f8fa}tr.state-disabled .badge{background:#818b98;color:#fff}
 tr.state-draining{background:#eff2f5}tr.state-draining .badge{background:#59636e;color:#fff}
+.circuit{margin:.2rem 0 .4rem}.circuit-closed .badge{background:#1a7f37;color:#fff}
+.circuit-half-open .badge{background:#9a6700;color:#fff}.circuit-open .badge{background:#cf222e;color:#fff}
 `
 
 function check (t: TargetStatus): string {
@@ -93,6 +95,20 @@ function overloaded (pool: PoolStatus): string {
   return n === 0 ? '' : `${n} overloaded · `
 }
 
+function percent (ratio: number): string {
+  return `${Math.round(ratio * 100)}%`
+}
+
+/** The breaker's line under a pool's heading: its state, and what it judges by. */
+function circuitLine (pool: PoolStatus): string {
+  const c = pool.circuit
+  if (c === null) return ''
+  const of = c.state === 'open' ? 'of the calls that opened it' : c.state === 'half-open' ? 'of the trials so far' : 'of the window'
+  const until = c.state === 'open' ? ` · trials from ${escape(time(c.halfOpenAt))}` : ''
+  return `<p class="circuit circuit-${c.state}" data-circuit="${c.state}">Circuit breaker: <span class="badge">${c.state}</span> · ` +
+    `${percent(c.failureRatio)} failed, ${percent(c.slowCallRatio)} slow ${of} (${c.calls} calls)${until} · ${c.rejected} refused</p>`
+}
+
 function table (pool: PoolStatus): string {
   const showUrls = pool.targets.some((t) => t.url !== undefined)
   const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Tier', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'Client aborts', 'EWMA ms', 'Last check', 'Ejected until']
@@ -102,6 +118,7 @@ function table (pool: PoolStatus): string {
     `${pool.inFlight} in flight${pool.maxInFlight === 0 ? '' : ` of ${pool.maxInFlight}`}${pool.queued === null ? '' : ` · ${pool.queued} queued`} · ` +
     `${pool.noTarget} without target · ${overloaded(pool)}` +
     `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded + pool.retries.deadlineExceeded} refused)</small></h2>` +
+    circuitLine(pool) +
     `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>` +
     `<tbody>${pool.targets.map((t) => row(t, showUrls)).join('')}</tbody></table></section>`
 }

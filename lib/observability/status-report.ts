@@ -1,5 +1,6 @@
 import type { TargetState } from '../pool/target'
 import type { UnavailableReason } from '../forward/fallback-options'
+import type { CircuitState } from '../breaker/breaker'
 
 /** The shape of /lb/status in JSON, which the HTML page renders too. */
 export interface TargetStatus {
@@ -33,6 +34,21 @@ export interface TargetStatus {
   full: boolean
 }
 
+/** A pool's circuit breaker (docs/circuit-breaker.md). */
+export interface CircuitStatus {
+  state: CircuitState
+  /** Of the window while closed, of the trials so far while half-open, of the calls that opened it while open. */
+  failureRatio: number
+  slowCallRatio: number
+  calls: number
+  /** Requests the breaker answered itself. */
+  rejected: number
+  /** Epoch ms of the last opening; null if it never opened. */
+  openedAt: number | null
+  /** Epoch ms at which an open circuit lets trial requests through; null unless open. */
+  halfOpenAt: number | null
+}
+
 export interface PoolStatus {
   name: string
   algorithm: string
@@ -55,6 +71,8 @@ export interface PoolStatus {
   fallbacks: Record<UnavailableReason, number> | null
   /** What became of retries so far, as lb_retries_total counts them (docs/observability.md). */
   retries: { attempted: number, succeeded: number, budgetExhausted: number, limitExceeded: number, deadlineExceeded: number }
+  /** Null when the pool has no circuit breaker. */
+  circuit: CircuitStatus | null
   targets: TargetStatus[]
 }
 

@@ -3,7 +3,8 @@ import type { LoadBalancer } from '../route/load-balancer'
 import type { ResolvedStatusOptions } from './options'
 import type { Pool } from '../pool/pool'
 import { prefersHtml, renderStatusPage } from './status-html'
-import type { PoolStatus, StatusReport, TargetStatus } from './status-report'
+import type { CircuitStatus, PoolStatus, StatusReport, TargetStatus } from './status-report'
+import type { CircuitBreaker } from '../breaker/breaker'
 import type { Target } from '../pool/target'
 import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
 
@@ -43,6 +44,20 @@ const countsOf = (keys: readonly string[]): object => ({
   properties: Object.fromEntries(keys.map((k) => [k, { type: 'integer' }]))
 })
 
+const circuitSchema = {
+  type: ['object', 'null'],
+  required: ['state', 'failureRatio', 'slowCallRatio', 'calls', 'rejected', 'openedAt', 'halfOpenAt'],
+  properties: {
+    state: { type: 'string', enum: ['closed', 'half-open', 'open'] },
+    failureRatio: { type: 'number' },
+    slowCallRatio: { type: 'number' },
+    calls: { type: 'integer' },
+    rejected: { type: 'integer' },
+    openedAt: nullableNumber,
+    halfOpenAt: nullableNumber
+  }
+} as const
+
 /** The JSON schema of the status report: Fastify compiles a serializer from it. */
 export const statusSchema = {
   type: 'object',
@@ -53,7 +68,7 @@ export const statusSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'targets'],
+        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'circuit', 'targets'],
         properties: {
           name: { type: 'string' },
           algorithm: { type: 'string' },
@@ -77,6 +92,7 @@ export const statusSchema = {
               deadlineExceeded: { type: 'integer' }
             }
           },
+          circuit: circuitSchema,
           targets: { type: 'array', items: targetSchema }
         }
       }
@@ -111,6 +127,20 @@ function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: 
   }
 }
 
+function circuitStatus (breaker: CircuitBreaker | null, epochNow: number): CircuitStatus | null {
+  if (breaker === null) return null
+  const s = breaker.snapshot()
+  return {
+    state: s.state,
+    failureRatio: round(s.failureRatio),
+    slowCallRatio: round(s.slowCallRatio),
+    calls: s.calls,
+    rejected: s.rejected,
+    openedAt: s.openedMsAgo === null ? null : Math.round(epochNow - s.openedMsAgo),
+    halfOpenAt: s.halfOpenInMs === null ? null : Math.round(epochNow + s.halfOpenInMs)
+  }
+}
+
 function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
   const eligible = new Set(pool.eligible)
   return {
@@ -132,6 +162,7 @@ function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
       limitExceeded: pool.retries.limit_exceeded,
       deadlineExceeded: pool.retries.deadline_exceeded
     },
+    circuit: circuitStatus(pool.breaker, Date.now()),
     targets: pool.targets.map((t) => targetStatus(t, eligible, hideUrls, now))
   }
 }

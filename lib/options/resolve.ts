@@ -20,6 +20,7 @@ import {
 import { resolveDiscovery, type DiscoveryOptions, type ResolvedDiscovery } from '../discovery/options'
 import { resolveRewriteLocation } from '../forward/location-rewrite'
 import { resolveFallback, type FallbackOptions, type ResolvedFallback } from '../forward/fallback-options'
+import { resolveCircuitBreaker, type CircuitBreakerOptions, type ResolvedCircuitBreaker } from '../breaker/options'
 
 /** A target as configured: a URL, or a URL with a weight, an id, a connection limit and a tier. */
 export type TargetInput = string | {
@@ -138,6 +139,8 @@ export interface PoolOptions {
    * base path) to the gateway's origin, as nginx's `proxy_redirect default` does (default true).
    */
   rewriteLocation?: boolean
+  /** Per-pool circuit breaker: refuses requests at once while the pool's calls fail (default: none). See docs/circuit-breaker.md. */
+  circuitBreaker?: CircuitBreakerOptions | false
 }
 
 export interface LbOptions {
@@ -216,6 +219,7 @@ export interface ResolvedPoolOptions {
   fallback: ResolvedFallback | null
   /** Infinity for nginx's rule: a tier takes everything while any of its targets can serve. */
   overprovisioningFactor: number
+  circuitBreaker: ResolvedCircuitBreaker | null
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
@@ -232,7 +236,7 @@ const ID_RULE = 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -'
 const MAX_URL_LENGTH = 2048
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation', 'maxInFlight', 'queue', 'fallback',
-  'overprovisioningFactor'])
+  'overprovisioningFactor', 'circuitBreaker'])
 
 const ALGORITHMS = Object.keys(algorithms) as AlgorithmName[]
 
@@ -404,7 +408,8 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     maxInFlight: r.integer('maxInFlight', 0, 0, MAX_LIMIT),
     queue: resolveQueue(name, r.value('queue')),
     fallback: resolveFallback(name, r.value('fallback')),
-    overprovisioningFactor: r.has('overprovisioningFactor') ? r.number('overprovisioningFactor', undefined, 1, 100) : Infinity
+    overprovisioningFactor: r.has('overprovisioningFactor') ? r.number('overprovisioningFactor', undefined, 1, 100) : Infinity,
+    circuitBreaker: resolveCircuitBreaker(name, r.value('circuitBreaker'))
   }
 }
 

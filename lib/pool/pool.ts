@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { Affinity, type AffinityResult } from '../affinity/affinity'
+import { CircuitBreaker, type CircuitEvent } from '../breaker/breaker'
 import type { DiscoveryEvent } from '../discovery/provider'
 import { algorithms, traits } from '../balancers/index'
 import type { PickContext, PickInput } from '../balancers/balancer'
@@ -61,6 +62,8 @@ export interface PoolEvents {
   uneject: [Target]
   /** A discovery provider refreshed, or failed to. */
   discovery: [DiscoveryEvent]
+  /** The circuit breaker changed state (docs/circuit-breaker.md). */
+  circuit: [CircuitEvent]
 }
 
 /** Why a request was refused for load, by the `reason` of `lb_overloaded_total`. */
@@ -163,6 +166,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly needsIp: boolean
   /** @internal The pool's cookie affinity; null without the `affinity` option. */
   readonly affinity: Affinity | null
+  /** @internal The pool's circuit breaker; null without the `circuitBreaker` option. */
+  readonly breaker: CircuitBreaker | null
 
   /** Sorted by id and free of departed targets only after settle(): see `targets`. */
   private members: Target[] = []
@@ -202,6 +207,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.deadlines = new Deadlines(options.timeout)
     this.requestDeadlines = options.retry.deadline === 0 ? null : new Deadlines(options.retry.deadline)
     this.affinity = options.affinity === null ? null : new Affinity(this, options.affinity)
+    this.breaker = options.circuitBreaker === null ? null : new CircuitBreaker(this, options.circuitBreaker)
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,
       balanceFactor: options.balanceFactor,

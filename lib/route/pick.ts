@@ -15,6 +15,12 @@ import type { Target } from '../pool/target'
 export function pickFor (state: RequestState, done: HookHandlerDoneFunction): void {
   const pool = state.pool
   if (pool === null) return
+  // An open circuit answers before anything is picked, and without contacting an upstream.
+  const breaker = pool.breaker
+  if (breaker !== null && !breaker.admit()) {
+    refuse(state, 'circuit_open', done)
+    return
+  }
   readPickInput(pool, state.request, state)
   const waiting = pool.waiting
   // Behind those already waiting: a slot freed now is theirs, in the order they came.
@@ -75,7 +81,9 @@ export function refuse (state: RequestState, reason: Exclude<UnavailableReason, 
     return
   }
   if (outcome === 'answered') return
-  const name = state.pool?.name ?? ''
+  const pool = state.pool
+  const name = pool?.name ?? ''
   if (reason === 'overloaded') answers.overloaded(state.answer, name)
+  else if (reason === 'circuit_open') answers.circuitOpen(state.answer, name, pool?.breaker?.retryAfterSeconds() ?? 1)
   else answers.noTarget(state.answer, name)
 }

@@ -1,7 +1,7 @@
 // Compiled by `npm run typecheck` (part of `npm test`): every @ts-expect-error below
 // must stay an error, so a typing that became too loose breaks the build.
 import Fastify from 'fastify'
-import lb, { type LbOptions, type LbTarget, type PoolOptions } from '../../lib/index'
+import lb, { type CircuitEvent, type CircuitState, type LbOptions, type LbTarget, type PoolOptions } from '../../lib/index'
 
 const app = Fastify()
 
@@ -44,3 +44,13 @@ app.get('/own', { config: { upstream: 'users' } }, async (request, reply) => {
 
 const pool = app.lb.pool('users')
 export const inFlight: number = pool.targets[0].inFlight
+
+const breaking: PoolOptions = { targets: [], circuitBreaker: { failureRatio: 0.5, slowCallMs: 800, slowCallRatio: 0.8, window: 10_000, minRequests: 20, openFor: 10_000, halfOpenRequests: 5 } }
+// @ts-expect-error circuit breaker ratios are numbers
+const badRatio: PoolOptions = { targets: [], circuitBreaker: { failureRatio: '50%' } }
+export const breakers = [breaking, badRatio]
+pool.on('circuit', (event: CircuitEvent) => {
+  const to: CircuitState = event.to
+  const ratio: number | null = event.failureRatio
+  app.log.info({ to, ratio }, 'circuit')
+})

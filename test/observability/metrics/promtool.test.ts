@@ -16,14 +16,15 @@ async function promtoolCheck (promtool: string, text: string): Promise<{ code: n
   return { code: await code, output }
 }
 
-test('promtool check metrics finds no problem after traffic, failures, retries, health checks, ejections and affinity', async (t) => {
+test('promtool check metrics finds no problem after traffic, failures, retries, health checks, ejections, affinity and a circuit breaker', async (t) => {
   const promtool = requireProgram(t, 'promtool', "Prometheus's promtool")
   if (promtool === null) return
   const dead = await refusedUrl()
   const o = await observed(t, ['a', 'b', 'c'], {
     retry: { statuses: [500] },
     outlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60_000 },
-    affinity: { secret: 'metrics-test-secret-0123456789abcdef' }
+    affinity: { secret: 'metrics-test-secret-0123456789abcdef' },
+    circuitBreaker: { minRequests: 1000 }
   }, {
     // Another pool checks the same upstreams actively: checks run apart from traffic.
     pools: { checked: { targets: [{ url: dead, id: 'dead' }], healthCheck: { interval: 30, jitter: 0, timeout: 500 } } }
@@ -45,6 +46,8 @@ test('promtool check metrics finds no problem after traffic, failures, retries, 
   t.equal(ofTarget(text, 'lb_ejections_total', 'b'), 1, 'b was ejected')
   t.ok((sampleValue(text, 'lb_affinity_total', { pool: 'main', result: 'miss' }) ?? 0) > 0, 'affinity counted')
   t.ok((ofTarget(text, 'lb_request_duration_seconds_count', 'a') ?? 0) > 0, 'latency observed')
+  t.equal(sampleValue(text, 'lb_circuit_state', { pool: 'main' }), 0, 'the circuit breaker is closed')
+  t.same(['closed', 'half-open', 'open'].map((to) => sampleValue(text, 'lb_circuit_transitions_total', { pool: 'main', to })), [0, 0, 0])
   const result = await promtoolCheck(promtool, text)
   t.equal(result.output, '', 'promtool reports nothing')
   t.equal(result.code, 0, 'promtool exits 0')

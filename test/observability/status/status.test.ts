@@ -56,6 +56,7 @@ test('JSON for machines: every pool with its algorithm, every target with its st
       noTarget: 0,
       ...unlimited,
       retries: { attempted: 1, succeeded: 1, budgetExhausted: 0, limitExceeded: 0, deadlineExceeded: 0 },
+      circuit: null,
       targets: [
         { id: 'a', url: ups[0].url, ...idle, requests: 2, failures: 0, aborted: 0, ewmaMs: 'number' },
         { id: 'b', url: ups[1].url, ...idle, requests: 1, failures: 1, aborted: 0, ewmaMs: 'number' }
@@ -70,6 +71,7 @@ test('JSON for machines: every pool with its algorithm, every target with its st
       noTarget: 0,
       ...unlimited,
       retries: { attempted: 0, succeeded: 0, budgetExhausted: 0, limitExceeded: 0, deadlineExceeded: 0 },
+      circuit: null,
       targets: [{ id: 'nine', url: 'http://127.0.0.1:9', ...idle, weight: 3, effectiveWeight: 3, requests: 0, failures: 0, aborted: 0, ewmaMs: 'object' }]
     }
   ], 'an unmeasured target has ewmaMs null')
