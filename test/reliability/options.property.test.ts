@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import { DemoUpstream } from '../helpers/demo-upstream'
 import { algorithms, type AlgorithmName } from '../../lib/balancers/index'
 import { resolvePoolOptions, type LbOptions, type PoolOptions } from '../../lib/options/resolve'
+import type { HealthCheckOptions } from '../../lib/health/options'
 import { Pool } from '../../lib/pool/pool'
 import { Client, refusedUrl, startGateway } from '../helpers/gateway'
 import { startupError } from '../helpers/startup'
@@ -125,10 +126,19 @@ const fields: Field[] = [
   pool('retry.statuses', fc.oneof(strings, fc.integer(), fc.constant({}))),
   { scope: 'main', field: 'retry.statuses[0]', bad: badInteger(500, 599), options: (value) => ({ pools: { main: { targets: [target], retry: { statuses: [value] } } } }) },
   { scope: 'main', field: 'retry.methods[0]', bad: fc.oneof(strings.filter((s) => !/^[A-Za-z]+$/.test(s)), fc.integer(), junk), options: (value) => ({ pools: { main: { targets: [target], retry: { methods: [value] } } } }) },
-  pool('healthCheck', badObject),
+  // A non-empty array is a list of checks, whose items are named by index below.
+  pool('healthCheck', badObject.filter((v) => !Array.isArray(v) || v.length === 0)),
   pool('healthCheck.type', badChoice(['http', 'tcp'])),
   pool('healthCheck.path', fc.oneof(strings.filter((s) => !/^\/[^\s#]*$/.test(s)), fc.integer(), junk)),
   pool('healthCheck.interval', badInteger(1, 3_600_000)),
+  pool('healthCheck.unhealthyInterval', badInteger(1, 3_600_000)),
+  { scope: 'main', field: 'healthCheck[1]', bad: badObject, options: (value) => ({ pools: { main: { targets: [target], healthCheck: [{ type: 'tcp' }, value] } } }) },
+  {
+    scope: 'main',
+    field: 'healthCheck[1].unhealthyInterval',
+    bad: badInteger(1, 3_600_000),
+    options: (value) => ({ pools: { main: { targets: [target], healthCheck: [{ type: 'tcp' }, { unhealthyInterval: value }] } } })
+  },
   pool('healthCheck.timeout', badInteger(1, 600_000)),
   pool('healthCheck.jitter', badNumber(0, 1)),
   pool('healthCheck.healthyThreshold', badInteger(1, 1000)),
@@ -172,6 +182,19 @@ const hashKey = fc.constantFrom<PoolOptions['hashKey']>(
   (request: FastifyRequest) => request.headers['x-k'] as string | undefined
 )
 
+function validCheck (type: fc.Arbitrary<'http' | 'tcp'>): fc.Arbitrary<HealthCheckOptions> {
+  return fc.record({
+    type,
+    interval: fc.integer({ min: 1, max: 3_600_000 }),
+    unhealthyInterval: fc.integer({ min: 1, max: 3_600_000 }),
+    timeout: fc.integer({ min: 1, max: 600_000 }),
+    jitter: fc.double({ min: 0, max: 1, noNaN: true }),
+    healthyThreshold: fc.integer({ min: 1, max: 1000 }),
+    unhealthyThreshold: fc.integer({ min: 1, max: 1000 }),
+    initialState: fc.constantFrom('healthy' as const, 'unhealthy' as const)
+  }, { requiredKeys: ['type'] })
+}
+
 const validPool = fc.record({
   algorithm: fc.constantFrom(...NAMES),
   hashKey,
@@ -187,15 +210,9 @@ const validPool = fc.record({
     budgetPercent: fc.double({ min: 0, max: 1, noNaN: true }),
     minRetriesPerSecond: fc.double({ min: 0, max: 1_000_000, noNaN: true })
   }, { requiredKeys: [] })),
-  healthCheck: fc.oneof(fc.constant(false as const), fc.record({
-    type: fc.constantFrom('http' as const, 'tcp' as const),
-    interval: fc.integer({ min: 1, max: 3_600_000 }),
-    timeout: fc.integer({ min: 1, max: 600_000 }),
-    jitter: fc.double({ min: 0, max: 1, noNaN: true }),
-    healthyThreshold: fc.integer({ min: 1, max: 1000 }),
-    unhealthyThreshold: fc.integer({ min: 1, max: 1000 }),
-    initialState: fc.constantFrom('healthy' as const, 'unhealthy' as const)
-  }, { requiredKeys: [] })),
+  // A list's checks differ in type, as the same check twice is refused.
+  healthCheck: fc.oneof(fc.constant(false as const), validCheck(fc.constantFrom('http' as const, 'tcp' as const)),
+    fc.tuple(validCheck(fc.constant('tcp' as const)), validCheck(fc.constant('http' as const)))),
   outlierDetection: fc.oneof(fc.constant(false as const), fc.record({
     consecutiveFailures: fc.integer({ min: 1, max: 1000 }),
     failOn: fc.subarray(['connect', 'timeout', 'reset', '5xx'] as const),
