@@ -122,7 +122,7 @@ test('after openFor: a failing trial opens it again, trials of a well upstream c
   t.equal((await s.get()).status, 200, 'closed: requests flow')
 
   t.same(s.events.map((e) => e.to), ['open', 'half-open', 'open', 'half-open', 'closed'])
-  t.same(s.lines.matching('circuit breaker').map((l) => [l.level, l.msg]), [
+  t.same(s.lines.matching('fastify-lb: circuit breaker').map((l) => [l.level, l.msg]), [
     [40, 'fastify-lb: circuit breaker opened'], [40, 'fastify-lb: circuit breaker opened'], [30, 'fastify-lb: circuit breaker closed']
   ])
   const metrics = (await s.client.send(s.gw.url + '/metrics')).text

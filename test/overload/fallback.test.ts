@@ -1,7 +1,7 @@
 import { test, type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { startUpstreams } from '../helpers/demo-upstream'
-import { Client, refusedUrl, startGateway, until } from '../helpers/gateway'
+import { Client, refusedUrl, sequence, startGateway, until } from '../helpers/gateway'
 import { assertIdle } from '../helpers/leaks'
 import type { LbOptions } from '../../lib/options/resolve'
 import type { UnavailableReason } from '../../lib/forward/fallback-options'
@@ -127,4 +127,26 @@ test('bad fallbacks fail at startup naming the pool, the field and the value', a
   for (const [fallback, message] of cases) {
     await t.rejects(startGateway({ pools: { main: { targets: [], fallback } as never, spare: { targets: [] } } }), { code: 'FST_LB_INVALID_OPTION', message })
   }
+})
+
+test('an open circuit is served by the fallback, counted as circuit_open', async (t) => {
+  const ups = await startUpstreams(['a'])
+  ups[0].mode = 'error'
+  t.teardown(async () => { await ups[0].stop() })
+  const { gw, client } = await gatewayWith(t, {
+    pools: {
+      main: {
+        targets: [{ url: ups[0].url, id: 'a' }],
+        retry: false,
+        circuitBreaker: { failureRatio: 0.5, minRequests: 2, openFor: 60_000 },
+        fallback: { to: { status: 200, body: 'from the fallback' }, on: ['circuit_open'] }
+      }
+    }
+  })
+  const pool = gw.app.lb.pool('main')
+  t.same((await sequence(client, gw.url + '/x', 2)), ['a', 'a'], 'two failures open it')
+  const res = await client.send(gw.url + '/x')
+  t.equal(res.text, 'from the fallback')
+  t.equal(ups[0].hits, 2, 'the open circuit kept the request from the upstream')
+  t.equal(pool.fallbacks.circuit_open, 1)
 })
