@@ -171,3 +171,34 @@ test('a target that leaves the pool during a back-off is replaced by another', a
   t.same(ups.map((u) => u.hits), [1, 0, 1])
   t.equal(pool.retries.attempted, 1)
 })
+
+test('with no target left to take it after its back-off, the retry ends in 502', async (t) => {
+  const ups = await startUpstreams(['a', 'b'])
+  ups[0].status = 503
+  const { gw, pool, client } = await setup(t, ups, { retry: { backoff: { base: 200, max: 200 } } })
+  pool.random = () => 0.5
+  pool.on('retry', () => { pool.disable('b') })
+  const res = await client.send(gw.url + '/x')
+  t.equal(res.status, 502)
+  t.equal(JSON.parse(res.text).code, 'FST_LB_BAD_GATEWAY')
+  t.same(ups.map((u) => u.hits), [1, 0])
+  await assertIdle(t, pool, 'after the retry found nowhere to go')
+})
+
+test('a back-off that a stalled event loop carries past the deadline ends in 504, with no try sent', async (t) => {
+  const ups = await startUpstreams(['a', 'b'])
+  ups[0].status = 503
+  const { gw, pool, client } = await setup(t, ups, { retry: { deadline: 300, backoff: { base: 100, max: 100 } } })
+  pool.random = () => 0.5
+  pool.on('retry', () => {
+    // Blocks the loop as a long synchronous task of the gateway's would, so that the back-off and the deadline are both due at once.
+    const until = performance.now() + 400
+    while (performance.now() < until);
+  })
+  const res = await client.send(gw.url + '/x')
+  t.equal(res.status, 504)
+  t.equal(JSON.parse(res.text).code, 'FST_LB_GATEWAY_TIMEOUT')
+  t.same(ups.map((u) => u.hits), [1, 0])
+  t.same({ attempted: pool.retries.attempted, deadline: pool.retries.deadline_exceeded }, { attempted: 0, deadline: 1 })
+  await assertIdle(t, pool, 'after the deadline cut the back-off')
+})
