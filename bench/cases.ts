@@ -73,6 +73,26 @@ function referencePlugin (variable: 'LB_BENCH_REF' | 'LB_BENCH_REF2'): typeof lb
   return (require(resolve(root, 'lib/index.ts')) as { default: typeof lb }).default
 }
 
+/** The limits of a gateway of bench/overload.ts: at most `maxConnections` requests in flight per target, then a queue. */
+export interface OverloadLimits {
+  maxConnections: number
+  queue: { size: number, timeout: number }
+}
+
+/** The case name of a gateway of bench/overload.ts: `overload-none`, or `overload-limits-<maxConnections>-<queue size>-<queue timeout ms>`. */
+export function overloadCase (limits: OverloadLimits | null): string {
+  return limits === null ? 'overload-none' : `overload-limits-${limits.maxConnections}-${limits.queue.size}-${limits.queue.timeout}`
+}
+
+/** The pool of an overload case: the plugin's defaults (least connections, no limits), plus the limits its name gives. */
+function overloadPool (name: string, upstreams: string[]): PoolOptions {
+  if (name === overloadCase(null)) return { targets: upstreams }
+  const match = /^overload-limits-(\d+)-(\d+)-(\d+)$/.exec(name)
+  if (match === null) throw new Error(`unknown case ${name}`)
+  const [maxConnections, size, timeout] = match.slice(1).map(Number)
+  return { targets: upstreams.map((url) => ({ url, maxConnections })), queue: { size, timeout } }
+}
+
 /** GET (and HEAD) and POST of every path, all with one handler: `bench:pair --body` sends POSTs. */
 function proxyEveryPath (app: FastifyInstance, options: RouteShorthandOptions, handler: RouteHandlerMethod): void {
   app.get('/*', options, handler)
@@ -115,6 +135,10 @@ export async function build (name: string, upstreams: string[]): Promise<Fastify
     // Metrics and the status page are on by default; the benchmark keeps them.
     const plugin = name.startsWith('ref-') ? referencePlugin('LB_BENCH_REF') : name.startsWith('ref2-') ? referencePlugin('LB_BENCH_REF2') : lb
     await app.register(plugin, { pools: { bench: pool } })
+    proxyEveryPath(app, { config: { upstream: 'bench' } }, app.lb.forward)
+  } else if (name.startsWith('overload-')) {
+    // bench/overload.ts: the same pool of slow upstreams with and without limits.
+    await app.register(lb, { pools: { bench: overloadPool(name, upstreams) } })
     proxyEveryPath(app, { config: { upstream: 'bench' } }, app.lb.forward)
   } else if (name === 'affinity-memory') {
     // bench/affinity-memory.ts: a pool with affinity, and a route that reports memory after a full GC (node --expose-gc).

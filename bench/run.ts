@@ -9,12 +9,15 @@
  * a shared machine drifts by more than the differences measured here within a
  * minute. Then the case's process stops, so that no idle proxy shares CPU 0
  * with the next one. Writes bench/results/latest.json and latest.md.
+ * Then, without --only, the overload case with its defaults (bench/overload.ts,
+ * npm run bench:overload), which writes bench/results/overload.json and overload.md.
  */
 import { cpus } from 'node:os'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { findProgram } from '../test/helpers/external'
 import { BASELINE, CASES, DIAGNOSTICS, type CaseInfo } from './cases'
+import { runOverload } from './overload'
 import { cpuMicros, loadAverage, pin, Processes } from './processes'
 import { probe, startProxy } from './proxies'
 import { between, markdown, summarize, type Round } from './report'
@@ -151,6 +154,9 @@ async function main (): Promise<void> {
     await started?.stop()
     await processes.stopAll()
   }
+  // The overload case (bench/overload.ts) has slow upstreams and gateways of its own, and measures latency, not cost.
+  if (s.only === null) await runOverload([])
+  else process.stdout.write('\nthe overload case: npm run bench:overload\n')
 }
 
 main().catch((err: unknown) => {
