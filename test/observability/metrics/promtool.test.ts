@@ -16,7 +16,7 @@ async function promtoolCheck (promtool: string, text: string): Promise<{ code: n
   return { code: await code, output }
 }
 
-test('promtool check metrics finds no problem after traffic, failures, retries, health checks, ejections, affinity and a circuit breaker', async (t) => {
+test('promtool check metrics finds no problem after traffic, failures, retries, health checks, ejections, affinity, a circuit breaker and the overload signals', async (t) => {
   const promtool = requireProgram(t, 'promtool', "Prometheus's promtool")
   if (promtool === null) return
   const dead = await refusedUrl()
@@ -24,7 +24,10 @@ test('promtool check metrics finds no problem after traffic, failures, retries, 
     retry: { statuses: [500] },
     outlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60_000 },
     affinity: { secret: 'metrics-test-secret-0123456789abcdef' },
-    circuitBreaker: { minRequests: 1000 }
+    circuitBreaker: { minRequests: 1000 },
+    maxInFlight: 1000,
+    queue: { size: 10 },
+    fallback: { to: { status: 200, body: 'fallback' }, on: ['no_target'] }
   }, {
     // Another pool checks the same upstreams actively: checks run apart from traffic.
     pools: { checked: { targets: [{ url: dead, id: 'dead' }], healthCheck: { interval: 30, jitter: 0, timeout: 500 } } }
@@ -48,6 +51,12 @@ test('promtool check metrics finds no problem after traffic, failures, retries, 
   t.ok((ofTarget(text, 'lb_request_duration_seconds_count', 'a') ?? 0) > 0, 'latency observed')
   t.equal(sampleValue(text, 'lb_circuit_state', { pool: 'main' }), 0, 'the circuit breaker is closed')
   t.same(['closed', 'half-open', 'open'].map((to) => sampleValue(text, 'lb_circuit_transitions_total', { pool: 'main', to })), [0, 0, 0])
+  t.equal(sampleValue(text, 'lb_queue_length', { pool: 'main' }), 0, 'the queue is empty')
+  t.equal(sampleValue(text, 'lb_serving_tier', { pool: 'main' }), 0, 'tier 0 serves')
+  t.equal(ofTarget(text, 'lb_target_priority', 'a'), 0)
+  t.equal(ofTarget(text, 'lb_target_full', 'a'), 0)
+  t.same(['full', 'queue_full', 'queue_timeout'].map((reason) => sampleValue(text, 'lb_overloaded_total', { pool: 'main', reason })), [0, 0, 0])
+  t.equal(sampleValue(text, 'lb_fallback_total', { pool: 'main', reason: 'no_target' }), 0, 'the fallback has its series')
   const result = await promtoolCheck(promtool, text)
   t.equal(result.output, '', 'promtool reports nothing')
   t.equal(result.code, 0, 'promtool exits 0')
