@@ -153,6 +153,8 @@ export class Affinity {
   /** What the last successful verify() found, read right after it (no allocation on the hot path). */
   private verifiedExpiry = 0
   private verifiedByOldKey = false
+  /** The last pick refused a strictly pinned client because its target is full (read right after pick()). */
+  pinnedFull = false
   /**
    * The last value verified on each connection. Verifying is a pure function of
    * the value (and the time, checked every time), so an equal value needs no
@@ -187,6 +189,7 @@ export class Affinity {
     if (this.options.strict) {
       // A target that left the pool does not come back for this client: say so once, then start over.
       if (pinned === undefined) this.setHeader(x, `${this.prefix}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`)
+      this.pinnedFull = pinned !== undefined && pinned.full
       return undefined
     }
     return this.assign(x, 'reassigned')

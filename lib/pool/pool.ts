@@ -189,8 +189,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** Tables rebuilt in whole (rings, Maglev) keep full targets and pass over them per pick (see Tiers). */
   private readonly keepsFull: boolean
   private readonly maxInFlight: number
-  /** Some target passes the serving rule but for its load: a pick that finds none means the pool is full. */
-  private canServe = false
+  /** Targets that pass the serving rule (in panic: that are live), and how many of them have room. */
+  private serving = 0
+  private servingWithRoom = 0
   private admitScheduled = false
   private readonly ctx: PickContext = { key: undefined, ip: '', tried: NO_TARGETS, poolInFlight: 0 }
   private readonly resultListeners: ResultListener[] = []
@@ -250,7 +251,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** @internal Whether a request found no target for their load alone: every one that could serve is full, or the pool is. */
   get saturated (): boolean {
-    return this.inFlight >= this.maxInFlight || this.canServe
+    return this.inFlight >= this.maxInFlight || (this.serving > 0 && this.servingWithRoom === 0)
   }
 
   get (id: string): Target | undefined {
@@ -338,6 +339,7 @@ export class Pool extends EventEmitter<PoolEvents> {
    */
   private setFull (target: Target, full: boolean): void {
     target.full = full
+    if ((this.panic ? isLive : isServing)(target)) this.servingWithRoom += full ? -1 : 1
     if (!this.keepsFull) this.refresh()
   }
 
@@ -682,7 +684,14 @@ export class Pool extends EventEmitter<PoolEvents> {
     const tiers = this.tiers
     tiers.update(members)
     const panic = tiers.panic
-    this.canServe = members.some(panic ? isLive : isServing)
+    const serves = panic ? isLive : isServing
+    this.serving = 0
+    this.servingWithRoom = 0
+    for (const t of members) {
+      if (!serves(t)) continue
+      this.serving++
+      if (!t.full) this.servingWithRoom++
+    }
     if (this.waiting !== null && this.waiting.length > 0) this.scheduleAdmit()
     // Before 'change': its listeners may rebuild again, and the last word must be the latest state.
     if (panic !== this.panic) {

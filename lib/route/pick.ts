@@ -35,15 +35,20 @@ export function pickFor (state: RequestState, done: HookHandlerDoneFunction): vo
     go(state, target, done)
     return
   }
-  if (!pool.saturated) {
+  if (affinity !== null && affinity.holds(state)) {
+    // Strict affinity keeps it on its target: full, it may neither wait for another target nor move to one.
+    if (affinity.pinnedFull) {
+      pool.overloaded.full++
+      refuse(state, 'overloaded', done)
+    } else {
+      pool.noTarget++
+      refuse(state, 'no_target', done)
+    }
+  } else if (pool.saturated) {
+    overloaded(state, done)
+  } else {
     pool.noTarget++
     refuse(state, 'no_target', done)
-  } else if (affinity?.holds(state) === true) {
-    // Strict affinity pins it to a full target: it may neither wait for another target nor move to one.
-    pool.overloaded.full++
-    refuse(state, 'overloaded', done)
-  } else {
-    overloaded(state, done)
   }
 }
 
