@@ -121,3 +121,24 @@ test('bad tier and limit fields fail naming the target', async (t) => {
   t.throws(() => resolvePoolOptions('p', { queue: { size: 1, wait: 5 } }), { message: /queue.wait = 5 \(is not a queue option\)/ })
   t.throws(() => resolvePoolOptions('p', { maxInFlight: 1.5 }), { message: /maxInFlight = 1.5 \(must be an integer from 0 to 1000000\)/ })
 })
+
+test('discovery lists change a target\'s limit and tier in place, keeping its state', async (t) => {
+  const pool = new Pool(resolvePoolOptions('listed', {
+    algorithm: 'round-robin',
+    targets: [{ url: 'http://127.0.0.1:1000', id: 'a' }, { url: 'http://127.0.0.1:1001', id: 'b' }]
+  }))
+  const a = pool.get('a')!
+  a.requests = 7
+  t.equal(pool.limited, false)
+  pool.reconcile([{ url: 'http://127.0.0.1:1000', id: 'a', maxConnections: 1 }, { url: 'http://127.0.0.1:1001', id: 'b', backup: true }])
+  t.equal(pool.get('a'), a, 'the same target, its counters kept')
+  t.equal(a.requests, 7)
+  t.same([a.maxConnections, pool.get('b')!.priority], [1, 1])
+  t.equal(pool.limited, true, 'slots are taken at the pick from now on')
+  t.same(pool.eligible.map((x) => x.id), ['a'], 'b now waits in the backup tier')
+  pool.acquire(a)
+  t.equal(a.full, true)
+  t.equal(pickFor(pool, { headers: {}, ip: '' })?.id, 'b', 'a full primary spills to the backup')
+  pool.release(a)
+  t.equal(pickFor(pool, { headers: {}, ip: '' })?.id, 'a', 'and takes it back when its slot frees')
+})
