@@ -41,15 +41,20 @@ export function pickFor (state: RequestState, done: HookHandlerDoneFunction): vo
       pool.overloaded.full++
       refuse(state, 'overloaded', done)
     } else {
-      pool.noTarget++
-      refuse(state, 'no_target', done)
+      noTarget(state, done)
     }
   } else if (pool.saturated) {
     overloaded(state, done)
   } else {
-    pool.noTarget++
-    refuse(state, 'no_target', done)
+    noTarget(state, done)
   }
+}
+
+/** No target may take the request (the pool counts it whatever answers it then). */
+function noTarget (state: RequestState, done: HookHandlerDoneFunction): void {
+  const pool = state.pool
+  if (pool !== null) pool.noTarget++
+  refuse(state, 'no_target', done)
 }
 
 function go (state: RequestState, target: Target, done: HookHandlerDoneFunction): void {
