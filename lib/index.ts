@@ -59,6 +59,13 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
     for (const pool of lb.allPools()) pool.requestDeadlines?.close()
   })
 
+  // WebSocket upgrades reach the routes of `forward`; app.close() ends the tunnels still open, which the server would wait for.
+  lb.upgrades.install(fastify)
+  fastify.addHook('preClose', (done) => {
+    for (const pool of lb.allPools()) pool.tunnels.closeAll()
+    done()
+  })
+
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
   addObservability(fastify, lb, resolved)
 

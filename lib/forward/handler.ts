@@ -3,6 +3,8 @@ import { answers } from '../errors'
 import type { Target } from '../pool/target'
 import { Exchange } from './exchange'
 import { knownStateOf } from './request-state'
+import { Tunnel } from '../tunnel/tunnel'
+import { upgradeOf, type ClientSocket } from '../tunnel/upgrades'
 import { ASTERISK_ALLOW, climbs, isWebSocketUpgrade, upstreamPath } from './request-path'
 
 /** The route handler that proxies a request to request.target, with failover. */
@@ -16,10 +18,14 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
   }
   const pool = upstream.pool
   const raw = request.raw
+  let client: ClientSocket | undefined
   if (raw.headers.upgrade !== undefined && isWebSocketUpgrade(raw.headers.upgrade)) {
-    // Until upgrades are tunnelled, a clear answer: the upstream would see a plain GET and answer something else.
-    answers.upgradeUnsupported(reply, pool.name)
-    return reply
+    client = upgradeOf(raw)
+    // An upgrade the plugin did not route holds no socket to tunnel (inject(), an HTTP/2 gateway): the upstream would see a plain GET.
+    if (client === undefined) {
+      answers.upgradeUnsupported(reply, pool.name)
+      return reply
+    }
   }
   const rawUrl = raw.url ?? '/'
   if (rawUrl === '*') {
@@ -37,6 +43,10 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
   }
   // URL parsers read a backslash as '/' in http paths, so /a\..\..\x would climb out of the target's base path: send it escaped.
   if (path.includes('\\')) path = path.replaceAll('\\', '%5C')
+  if (client !== undefined) {
+    new Tunnel(upstream, state, client, q === -1 ? path : path + url.slice(q), upstream.client).send(target as Target)
+    return reply
+  }
   const exchange = new Exchange(upstream, state, path, q === -1 ? '' : url.slice(q + 1))
   state.exchange = exchange
   state.listenClose()

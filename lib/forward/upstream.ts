@@ -1,5 +1,12 @@
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
+import type { ResolvedTls } from '../options/tls'
 import type { Pool } from '../pool/pool'
+
+/** How the gateway reaches targets, from the plugin options (the same for tunnels as for requests). */
+export interface UpstreamClient {
+  readonly connectTimeout: number
+  readonly tls: ResolvedTls
+}
 
 /**
  * A pool as the Fastify front-end serves it: the pool, the reply-from options
@@ -9,5 +16,5 @@ export class Upstream {
   /** Wired once every pool exists: a fallback may name a pool declared after this one. */
   fallbackTo: Upstream | null = null
 
-  constructor (readonly pool: Pool, readonly fromOptions: FastifyReplyFromHooks) {}
+  constructor (readonly pool: Pool, readonly fromOptions: FastifyReplyFromHooks, readonly client: UpstreamClient) {}
 }

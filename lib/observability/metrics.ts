@@ -8,6 +8,7 @@ import type { FailureKind, MembershipChange, OverloadCounts, Pool, RetryCounts }
 import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
 import { passesHealth } from '../pool/serving'
 import type { Target } from '../pool/target'
+import { TUNNEL_RESULTS } from '../pool/tunnels'
 
 /**
  * Values of `code_class` in `lb_requests_total`: the upstream status class, 'error' when it did not answer,
@@ -51,15 +52,19 @@ class TargetSeries {
   readonly errors = new Float64Array(REASONS.length)
   readonly latency: HistogramSeries
   ejections = 0
+  /** WebSocket upgrades by TUNNEL_RESULTS index. */
+  readonly upgrades = new Float64Array(TUNNEL_RESULTS.length)
   /** Label sets per code class and per reason, made once so a scrape allocates none. */
   readonly codeLabels: Labels[]
   readonly reasonLabels: Labels[]
+  readonly upgradeLabels: Labels[]
 
   constructor (pool: string, target: string, bounds: readonly number[]) {
     this.labels = { pool, target }
     this.latency = new HistogramSeries(this.labels, bounds)
     this.codeLabels = CODE_CLASSES.map((c) => ({ pool, target, code_class: c }))
     this.reasonLabels = REASONS.map((r) => ({ pool, target, reason: r }))
+    this.upgradeLabels = TUNNEL_RESULTS.map((r) => ({ pool, target, result: r }))
   }
 
   /** The member whose state the gauges show: the one not draining, if any. */
@@ -72,6 +77,12 @@ class TargetSeries {
   get inFlight (): number {
     let n = 0
     for (const t of this.members) n += t.inFlight
+    return n
+  }
+
+  get tunnels (): number {
+    let n = 0
+    for (const t of this.members) n += t.tunnels
     return n
   }
 }
@@ -167,7 +178,7 @@ export class LbMetrics {
     const names = ['requests_total', 'request_duration_seconds', 'in_flight_requests', 'target_healthy', 'target_weight',
       'target_enabled', 'upstream_errors_total', 'retries_total', 'no_target_total', 'health_checks_total', 'health_transitions_total',
       'ejections_total', 'affinity_total', 'target_priority', 'target_full', 'serving_tier', 'queue_length', 'overloaded_total',
-      'fallback_total', 'circuit_state', 'circuit_transitions_total']
+      'fallback_total', 'circuit_state', 'circuit_transitions_total', 'websocket_connections', 'websocket_total']
     for (const name of names) {
       if (registry.getSingleMetric(p + name) !== undefined) {
         throw invalidOption('(plugin)', 'metrics.prefix', p, `the registry already holds a metric named ${p + name}`)
@@ -188,6 +199,13 @@ export class LbMetrics {
       ['pool', 'target'], this.bounds, () => this.latencySeries())
     liveMetric('gauge', registry, p + 'in_flight_requests', 'Tries to a target waiting for or streaming an answer now.',
       ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.inFlight)))
+    liveMetric('gauge', registry, p + 'websocket_connections', 'WebSocket tunnels open to a target now (each is also in in_flight_requests).',
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.tunnels)))
+    liveMetric('counter', registry, p + 'websocket_total',
+      'WebSocket upgrades sent to a target, by result: upgraded (it switched protocols), rejected (it answered another status, passed on), failed (no answer).',
+      ['pool', 'target', 'result'], perTarget((emit, s) => {
+        for (let i = 0; i < s.upgrades.length; i++) emit(s.upgradeLabels[i], s.upgrades[i])
+      }))
     liveMetric('gauge', registry, p + 'target_healthy', '1 when the target passes its health checks and is not ejected, else 0.',
       ['pool', 'target'], perTarget((emit, s) => {
         emit(s.labels, passesHealth(s.current) ? 1 : 0)
@@ -304,6 +322,10 @@ export class LbMetrics {
       }
       s.codes[codeClass(status)]++
       s.latency.observe(latencyMs / 1000)
+    })
+    pool.tunnels.onResult((target, result) => {
+      const s = byTarget.get(target)
+      if (s !== undefined) s.upgrades[TUNNEL_RESULTS.indexOf(result)]++
     })
     pool.on('eject', (target: Target) => {
       const s = byTarget.get(target)

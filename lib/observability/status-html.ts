@@ -84,7 +84,7 @@ function row (t: TargetStatus, showUrls: boolean): string {
     (showUrls ? `<td>${escape(t.url ?? '')}</td>` : '') +
     `<td><span class="badge">${t.state}</span></td>` +
     `<td class="n">${t.priority}</td><td class="n">${t.weight}</td><td class="n">${t.effectiveWeight}</td>` +
-    `<td class="n">${t.inFlight}${t.maxConnections === 0 ? '' : ` / ${t.maxConnections}${t.full ? ' full' : ''}`}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
+    `<td class="n">${t.inFlight}${t.maxConnections === 0 ? '' : ` / ${t.maxConnections}${t.full ? ' full' : ''}`}${t.tunnels === 0 ? '' : ` (${t.tunnels} ws)`}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
     `<td class="n">${t.ewmaMs === null ? '' : t.ewmaMs.toFixed(1)}</td>` +
     `<td>${check(t)}</td><td>${escape(time(t.ejectedUntil))}</td></tr>`
 }

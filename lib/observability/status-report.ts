@@ -13,6 +13,8 @@ export interface TargetStatus {
   weight: number
   effectiveWeight: number
   inFlight: number
+  /** Open WebSocket tunnels (each also counts in inFlight). */
+  tunnels: number
   requests: number
   /** Tries the target answers for: no connection, no answer in time, a broken answer, a 5xx. */
   failures: number

@@ -141,6 +141,18 @@ export interface PoolOptions {
   rewriteLocation?: boolean
   /** Per-pool circuit breaker: refuses requests at once while the pool's calls fail (default: none). See docs/circuit-breaker.md. */
   circuitBreaker?: CircuitBreakerOptions | false
+  /**
+   * ms a draining (or removed) target's open WebSocket tunnels may go on before they are closed, so drain() and
+   * remove() end (default 30000). See docs/websocket.md.
+   */
+  drainTimeout?: number
+  /** ms a WebSocket tunnel may carry nothing either way before it is closed (default 300000); 0: never. */
+  tunnelIdleTimeout?: number
+  /**
+   * Speak HTTP/2 to the targets (default false): negotiated by ALPN with https targets, h2c with prior knowledge
+   * with http ones. WebSocket upgrades still go over HTTP/1.1. See docs/websocket.md.
+   */
+  http2?: boolean
 }
 
 export interface LbOptions {
@@ -220,6 +232,10 @@ export interface ResolvedPoolOptions {
   /** Infinity for nginx's rule: a tier takes everything while any of its targets can serve. */
   overprovisioningFactor: number
   circuitBreaker: ResolvedCircuitBreaker | null
+  drainTimeout: number
+  /** 0: never. */
+  tunnelIdleTimeout: number
+  http2: boolean
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
@@ -236,7 +252,7 @@ const ID_RULE = 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -'
 const MAX_URL_LENGTH = 2048
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation', 'maxInFlight', 'queue', 'fallback',
-  'overprovisioningFactor', 'circuitBreaker'])
+  'overprovisioningFactor', 'circuitBreaker', 'drainTimeout', 'tunnelIdleTimeout', 'http2'])
 
 const ALGORITHMS = Object.keys(algorithms) as AlgorithmName[]
 
@@ -409,7 +425,10 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     queue: resolveQueue(name, r.value('queue')),
     fallback: resolveFallback(name, r.value('fallback')),
     overprovisioningFactor: r.has('overprovisioningFactor') ? r.number('overprovisioningFactor', undefined, 1, 100) : Infinity,
-    circuitBreaker: resolveCircuitBreaker(name, r.value('circuitBreaker'))
+    circuitBreaker: resolveCircuitBreaker(name, r.value('circuitBreaker')),
+    drainTimeout: r.integer('drainTimeout', 30_000, 0, 86_400_000),
+    tunnelIdleTimeout: r.integer('tunnelIdleTimeout', 300_000, 0, 86_400_000),
+    http2: r.optionalBoolean('http2') ?? false
   }
 }
 

@@ -14,6 +14,7 @@ import { Target, type LastCheck } from './target'
 import { Tiers, type TierBalancers } from './tiers'
 import { WaitQueue, type Waiter } from './queue'
 import { UNAVAILABLE_REASONS, type UnavailableReason } from '../forward/fallback-options'
+import { Tunnels } from './tunnels'
 
 /**
  * How a try ended without an answer, for passive health and metrics. The
@@ -166,6 +167,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly needsIp: boolean
   /** @internal The pool's cookie affinity; null without the `affinity` option. */
   readonly affinity: Affinity | null
+  /** @internal Open WebSocket tunnels by target, ended by a drain's timeout or the gateway closing. */
+  readonly tunnels: Tunnels
   /** @internal The pool's circuit breaker; null without the `circuitBreaker` option. */
   readonly breaker: CircuitBreaker | null
 
@@ -209,6 +212,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.requestDeadlines = options.retry.deadline === 0 ? null : new Deadlines(options.retry.deadline)
     this.affinity = options.affinity === null ? null : new Affinity(this, options.affinity)
     this.breaker = options.circuitBreaker === null ? null : new CircuitBreaker(this, options.circuitBreaker)
+    this.tunnels = new Tunnels(options.drainTimeout)
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,
       balanceFactor: options.balanceFactor,
@@ -619,11 +623,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (target.draining) return
     target.draining = true
     this.batch(() => this.changed(target))
+    this.tunnels.draining(target)
     if (target.inFlight === 0) this.finishDrain(target)
   }
 
   private undrain (target: Target): void {
     target.draining = false
+    this.tunnels.undrained(target)
     const waiting = this.drains.get(target) ?? []
     this.drains.delete(target)
     for (const resolve of waiting) resolve()

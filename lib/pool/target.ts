@@ -52,6 +52,8 @@ export class Target implements LbTarget {
 
   inFlight = 0
   requests = 0
+  /** Open WebSocket tunnels; each is also one of inFlight until it closes. */
+  tunnels = 0
   /** Tries that failed in a way the target answers for: no connection, no answer in time, a broken one, a 5xx. */
   failures = 0
   /** Tries cut because the client left or stopped reading (nginx's 499): not the target's doing. */

@@ -10,6 +10,8 @@ import { resolvePoolOptions, type ResolvedLbOptions } from '../options/resolve'
 import { Pool } from '../pool/pool'
 import { HealthRegistry } from '../health/registry'
 import { readRawBody, restoreHeaders } from '../forward/request-body'
+import type { UpstreamClient } from '../forward/upstream'
+import { UpgradeRoutes } from '../tunnel/upgrades'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
@@ -36,6 +38,9 @@ export class LoadBalancer {
   private readonly preHandlers = new WeakMap<Pool, PreHandler>()
   private readonly upstreams = new Map<Pool, Upstream>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
+  private readonly client: UpstreamClient
+  /** @internal The routes whose WebSocket upgrades the plugin tunnels. */
+  readonly upgrades = new UpgradeRoutes()
   /**
    * Whether routes served by `forward` read request bodies as they came: only with the plugin's own HTTP client,
    * which sends those bytes. A reply-from the gateway registered itself sends what Fastify's parsers made of them.
@@ -45,6 +50,7 @@ export class LoadBalancer {
   constructor (options: ResolvedLbOptions, readsRawBodies: boolean) {
     this.readsRawBodies = readsRawBodies
     this.health = new HealthRegistry(options.tls)
+    this.client = { connectTimeout: options.connectTimeout, tls: options.tls }
     for (const spec of options.pools.values()) this.addPool(new Pool(spec))
     for (const upstream of this.upstreams.values()) this.wireFallback(upstream)
   }
@@ -68,7 +74,7 @@ export class LoadBalancer {
   }
 
   private addPool (pool: Pool): Upstream {
-    const upstream = new Upstream(pool, buildFromOptions(pool.options.timeout))
+    const upstream = new Upstream(pool, buildFromOptions(pool.options.timeout), this.client)
     this.upstreams.set(pool, upstream)
     this.pools.set(pool.name, pool)
     for (const listener of this.poolListeners) listener(pool)
@@ -94,6 +100,7 @@ export class LoadBalancer {
     const pool = this.resolveRoutePool(route, upstream)
     // First among the route's preHandler hooks: those of its options and those other plugins' onRoute hooks append see request.target.
     route.preHandler = prepend(this.preHandlerOf(pool), route.preHandler as PreHandler | PreHandler[] | undefined)
+    if (route.handler === forward) this.upgrades.add(route)
     if (this.readsRawBodies && route.handler === forward) {
       // A handler of the gateway's own reshapes requests and gets Fastify's parsed body; forward passes the bytes on.
       route.preParsing = append(readRawBody, route.preParsing as typeof readRawBody | Array<typeof readRawBody> | undefined)
