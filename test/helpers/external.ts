@@ -67,6 +67,21 @@ export function startProcess (t: Test, path: string, args: string[]): Started {
   return { child, output: () => output }
 }
 
+/** Runs a program to its end with `input` on its stdin; resolves with its exit code and its stdout and stderr together. */
+export async function runProgram (path: string, args: string[], options: { cwd?: string, input?: string } = {}): Promise<{ code: number | null, output: string }> {
+  const child = spawn(path, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] })
+  let output = ''
+  const keep = (chunk: Buffer): void => { output += chunk.toString('utf8') }
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  const code = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (c) => resolve(c))
+  })
+  child.stdin.end(options.input ?? '')
+  return { code: await code, output }
+}
+
 /** Polls an async check until it holds; fails after timeoutMs with the last value seen. */
 export async function eventually<T> (check: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   const end = Date.now() + timeoutMs

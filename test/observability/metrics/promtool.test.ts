@@ -1,19 +1,12 @@
 import { test } from 'tap'
-import { spawn } from 'node:child_process'
 import { refusedUrl, sequence, until } from '../../helpers/gateway'
-import { requireProgram } from '../../helpers/external'
+import { requireProgram, runProgram } from '../../helpers/external'
 import { sampleValue } from '../../helpers/prom-text'
 import { observed, ofTarget } from './fixtures'
 
 /** Runs `promtool check metrics` on a text exposition; resolves with its exit code and output. */
 async function promtoolCheck (promtool: string, text: string): Promise<{ code: number | null, output: string }> {
-  const child = spawn(promtool, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8') })
-  child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8') })
-  const code = new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)))
-  child.stdin.end(text)
-  return { code: await code, output }
+  return runProgram(promtool, ['check', 'metrics'], { input: text })
 }
 
 test('promtool check metrics finds no problem after traffic, failures, retries, health checks, ejections, affinity, a circuit breaker and the overload signals', async (t) => {
