@@ -364,4 +364,9 @@ export class Exchange implements TryOwner, Timed {
     this.request.log.error({ err }, 'fastify-lb: passing an upstream answer on failed')
     if (!this.reply.sent) answers.noAnswer(this.reply, this.pool.name)
   }
+
+  flushHead (): void {
+    const raw = this.reply.raw
+    if (!raw.headersSent && !raw.destroyed) raw.flushHeaders()
+  }
 }

@@ -17,6 +17,13 @@ export interface TryOwner {
   bodyFailed (err: Error & { statusCode?: number, code?: string }, headers: object): void
   /** Passing the answer on threw: nothing else would answer the client. */
   answerFailed (err: unknown): void
+  /** Sends the head of the answer being streamed to the client now. */
+  flushHead (): void
+}
+
+/** Server-sent events: an answer that may stay open, and quiet, for as long as the client listens. */
+function isEventStream (type: string | string[] | undefined): boolean {
+  return typeof type === 'string' && type.startsWith('text/event-stream')
 }
 
 /** reply-from's callback: it reads statusCode, headers and body of the answer. */
@@ -167,7 +174,7 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
       this.phase = Phase.Reading
     } else {
       this.phase = Phase.Streaming
-      this.body = new UpstreamBody(this)
+      this.body = new UpstreamBody(this, isEventStream(headers['content-type']))
       this.answer()
     }
   }
@@ -258,6 +265,10 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   /** The client has room again for a streamed answer: the upstream connection may read on. */
   resume (): void {
     this.controller?.resume()
+  }
+
+  flushHead (): void {
+    this.owner.flushHead()
   }
 
   /** The streamed body ended or was dropped: cut the upstream exchange if it was still running. */

@@ -8,6 +8,8 @@ export interface BodySource {
   bodyClosed: (err: Error | null) => void
   /** How long the body may stay full, its reader taking nothing, in ms. */
   readonly sendTimeout: number
+  /** Sends the answer's head to the client now, before any of its body (an event stream's). */
+  flushHead: () => void
 }
 
 /** The client took none of a streamed answer for sendTimeout ms. */
@@ -36,12 +38,24 @@ export class UpstreamBody extends Readable {
   private stalledAt = 0
   private stallTimer: NodeJS.Timeout | null = null
 
-  constructor (private readonly source: BodySource) {
+  /**
+   * `eager`: the head goes to the client as soon as the body has a reader,
+   * rather than with its first bytes (Fastify's way, which lets a body that
+   * fails before any byte still become the gateway's 502). An event stream may
+   * stay quiet for minutes before its first event, and its client must see the
+   * head to know the stream is open, as nginx and Envoy send it.
+   */
+  constructor (private readonly source: BodySource, private eager = false) {
     super({ highWaterMark: 64 * 1024 })
   }
 
   override _read (): void {
     this.stalledAt = 0
+    // Fastify pipes the body into the response after setting the answer's headers on it: the head is complete.
+    if (this.eager) {
+      this.eager = false
+      this.source.flushHead()
+    }
     this.source.resume()
   }
 

@@ -53,6 +53,13 @@ interface Connected {
   sid: string
 }
 
+/** Resolves once the client's engine.io connection runs over websocket (it starts with long polling). */
+async function upgraded (socket: Socket): Promise<void> {
+  const engine = socket.io.engine
+  if (engine.transport.name === 'websocket') return
+  await new Promise<void>((resolve) => engine.once('upgrade', () => resolve()))
+}
+
 /** A socket.io client through the gateway that keeps cookies (withCredentials), connected and upgraded to websocket. */
 async function connectClient (url: string): Promise<Connected> {
   const socket = connectIo(url, { withCredentials: true, reconnectionDelay: 50, reconnectionDelayMax: 100, forceNew: true })
@@ -60,7 +67,7 @@ async function connectClient (url: string): Promise<Connected> {
     socket.once('node', resolve)
     socket.once('connect_error', reject)
   })
-  if (socket.io.engine.transport.name !== 'websocket') await once(socket.io.engine, 'upgrade')
+  await upgraded(socket)
   return { socket, node, sid: socket.io.engine.id }
 }
 
@@ -100,9 +107,7 @@ test('socket.io behind the gateway with cookie affinity: each client polls and u
   const newNodes = await Promise.all(moved)
   t.equal(newNodes.length, counts[nodes.findIndex((n) => n.name === stopped)])
   t.ok(newNodes.every((n) => n !== stopped), 'every client of the stopped node reconnected to another node')
-  for (const c of moving) {
-    if (c.socket.io.engine.transport.name !== 'websocket') await once(c.socket.io.engine, 'upgrade')
-  }
+  for (const c of moving) await upgraded(c.socket)
   const again = await Promise.all(moving.map(async (c) => await c.socket.timeout(5000).emitWithAck('echo', 'y') as string))
   t.same(again, newNodes.map((n) => `${n}:y`), 'and talks to its new node over a websocket')
   const movedSids = moving.map((c) => c.socket.io.engine.id)
