@@ -45,37 +45,57 @@ type RequestCallback = (err: Error | null, data: Dispatcher.ResponseData) => voi
  */
 export class LbDispatcher {
   readonly agent: Agent
+  /** For pools with `http2`: made on the first try that needs it. */
+  private h2: Agent | null = null
 
-  constructor (options: DispatcherOptions) {
-    const connector = buildConnector({
-      timeout: options.connectTimeout,
-      rejectUnauthorized: options.tls.rejectUnauthorized,
-      ca: options.tls.ca,
-      servername: options.tls.servername
-    })
-    this.agent = new Agent({
-      connections: options.connections,
-      connect (opts, callback) {
-        connector(opts, (err, socket) => {
-          if (err !== null) {
-            callback(err, null)
-            return
-          }
-          callback(null, socket)
-          // undici has set its parser up on the socket by now; no answer can have been read yet.
-          skipUnsolicitedContinue(socket)
-        })
-      }
-    })
+  constructor (private readonly options: DispatcherOptions) {
+    this.agent = makeAgent(options, false)
   }
 
   request (opts: Dispatcher.RequestOptions, callback: RequestCallback): void {
     const attempt = sending
     if (attempt === null) this.agent.request(opts, callback)
-    else attempt.dispatch(this.agent, opts, callback as unknown as AnswerCallback)
+    else attempt.dispatch(attempt.owner.pool.options.http2 ? this.http2() : this.agent, opts, callback as unknown as AnswerCallback)
   }
 
-  close (): Promise<void> {
-    return this.agent.close()
+  private http2 (): Agent {
+    if (this.h2 === null) this.h2 = makeAgent(this.options, true)
+    return this.h2
   }
+
+  async close (): Promise<void> {
+    await Promise.all([this.agent.close(), this.h2?.close()])
+  }
+}
+
+/**
+ * An undici Agent that verifies TLS certificates unless told not to. With
+ * `http2`, https targets are offered h2 by ALPN (falling back to HTTP/1.1 if
+ * they decline) and http targets are spoken h2c with prior knowledge (RFC 9113
+ * section 3.3): there is no HTTP/1.1 Upgrade to h2c in undici, which RFC 9113
+ * deprecates anyway.
+ */
+function makeAgent (options: DispatcherOptions, http2: boolean): Agent {
+  const connector = buildConnector({
+    timeout: options.connectTimeout,
+    rejectUnauthorized: options.tls.rejectUnauthorized,
+    ca: options.tls.ca,
+    servername: options.tls.servername,
+    ...(http2 ? { allowH2: true, useH2c: true } : {})
+  } as buildConnector.BuildOptions)
+  return new Agent({
+    connections: options.connections,
+    ...(http2 ? { allowH2: true } : {}),
+    connect (opts, callback) {
+      connector(opts, (err, socket) => {
+        if (err !== null) {
+          callback(err, null)
+          return
+        }
+        callback(null, socket)
+        // undici has set its HTTP/1 parser up on the socket by now; no answer can have been read yet.
+        if ((socket as { alpnProtocol?: string | false }).alpnProtocol !== 'h2') skipUnsolicitedContinue(socket)
+      })
+    }
+  })
 }
