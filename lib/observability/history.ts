@@ -1,5 +1,5 @@
 import type { LoadBalancer } from '../route/load-balancer'
-import type { Pool } from '../pool/pool'
+import type { MembershipChange, Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import type { HistogramSeries } from './live-metrics'
 import type { LbMetrics } from './metrics'
@@ -63,11 +63,19 @@ export class StatusHistory {
   private lastAt = 0
   private passes = 0
 
-  constructor (private readonly lb: LoadBalancer, options: ResolvedHistoryOptions, private readonly metrics: LbMetrics | null) {
+  constructor (lb: LoadBalancer, options: ResolvedHistoryOptions, private readonly metrics: LbMetrics | null) {
     this.intervalMs = options.intervalMs
     this.samples = options.samples
     this.sampledAt = new Ring(options.samples)
     this.delta = new Float64Array((metrics?.bounds.length ?? 0) + 1)
+    lb.eachPool((pool) => {
+      const byId = new Map<string, IdSeries>()
+      this.pools.set(pool, byId)
+      // An id that leaves drops its series at once: were it back before the next sample, it would start afresh all the same.
+      pool.on('change', (change: MembershipChange) => {
+        for (const t of change.removed) if (pool.get(t.id) === undefined) byId.delete(t.id)
+      })
+    })
   }
 
   /** Takes the counters as they are now as the start, and samples every interval until stop(). */
@@ -93,15 +101,14 @@ export class StatusHistory {
   /** The history of every pool's current targets, in the order the status report lists them. */
   report (): HistoryReport {
     const pools: HistoryReport['pools'] = []
-    for (const pool of this.lb.allPools()) {
-      const series = this.pools.get(pool)
+    for (const [pool, series] of this.pools) {
       const targets: TargetHistory[] = []
       let last = ''
       for (const target of pool.targets) {
         // Members are sorted by id: those sharing an id are neighbours.
         if (target.id === last) continue
         last = target.id
-        targets.push(this.targetHistory(target.id, series?.get(target.id)))
+        targets.push(this.targetHistory(target.id, series.get(target.id)))
       }
       pools.push({ name: pool.name, targets })
     }
@@ -124,12 +131,7 @@ export class StatusHistory {
     // Two samples in the same millisecond (a test calling sample()) must not divide by zero.
     const seconds = Math.max(now - this.lastAt, 1) / 1000
     this.lastAt = now
-    for (const pool of this.lb.allPools()) {
-      let byId = this.pools.get(pool)
-      if (byId === undefined) {
-        byId = new Map()
-        this.pools.set(pool, byId)
-      }
+    for (const [pool, byId] of this.pools) {
       for (const target of pool.targets) this.count(byId, target, pass)
       for (const [id, s] of byId) {
         if (s.pass !== pass) {
