@@ -165,8 +165,10 @@ function codeClass (status: number): number {
  */
 export class LbMetrics {
   readonly registry: MetricsRegistry
-  private readonly bounds: readonly number[]
+  /** Upper bounds of the latency histogram, in seconds. */
+  readonly bounds: readonly number[]
   private readonly pools: PoolSeries[] = []
+  private readonly byPool = new Map<Pool, PoolSeries>()
   private readonly checks = new Map<string, CountedSeries>()
   private readonly transitions = new Map<string, CountedSeries>()
 
@@ -301,6 +303,7 @@ export class LbMetrics {
   attach (pool: Pool): void {
     const ps = new PoolSeries(pool)
     this.pools.push(ps)
+    this.byPool.set(pool, ps)
     const bounds = this.bounds
     const byTarget = ps.byTarget
     for (const t of pool.targets) ps.join(t, bounds)
@@ -331,6 +334,11 @@ export class LbMetrics {
       const s = byTarget.get(target)
       if (s !== undefined) s.ejections++
     })
+  }
+
+  /** The latency histogram of a pool's target id, while the id is in the pool (read by the status page's history). */
+  latencyOf (pool: Pool, id: string): HistogramSeries | undefined {
+    return this.byPool.get(pool)?.byId.get(id)?.latency
   }
 
   /** Counts the active checks and health transitions a health registry reports. */

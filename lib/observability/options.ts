@@ -39,6 +39,20 @@ export interface StatusOptions {
   refreshSeconds?: number
   /** onRequest hook(s) of the status route, to guard it. */
   onRequest?: RouteGuard | RouteGuard[]
+  /** The recent rates and latency per target that the page charts; false stops sampling (default `{}`). */
+  history?: StatusHistoryOptions | false
+}
+
+export interface StatusHistoryOptions {
+  /** Time between samples in ms (default 5000). */
+  interval?: number
+  /** Samples kept per series: the charts span interval x samples (default 60, so 5 minutes). */
+  samples?: number
+}
+
+export interface ResolvedHistoryOptions {
+  intervalMs: number
+  samples: number
 }
 
 export interface ResolvedMetricsOptions {
@@ -54,6 +68,8 @@ export interface ResolvedStatusOptions {
   hideUrls: boolean
   refreshSeconds: number
   onRequest: RouteGuard[]
+  /** Null when sampling is off. */
+  history: ResolvedHistoryOptions | null
 }
 
 /**
@@ -64,7 +80,8 @@ export const DEFAULT_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0
 
 const SCOPE = '(plugin)'
 const METRICS_KEYS = new Set(['path', 'registry', 'prefix', 'buckets', 'onRequest'])
-const STATUS_KEYS = new Set(['path', 'hideUrls', 'refreshSeconds', 'onRequest'])
+const STATUS_KEYS = new Set(['path', 'hideUrls', 'refreshSeconds', 'onRequest', 'history'])
+const HISTORY_KEYS = new Set(['interval', 'samples'])
 const PREFIX_PATTERN = /^([A-Za-z_:][A-Za-z0-9_:]*)?$/
 
 const ROUTE_PATH = /^\/[^\s?#]*$/
@@ -121,6 +138,15 @@ export function resolveMetricsOptions (value: unknown): ResolvedMetricsOptions |
   }
 }
 
+function history (r: OptionReader): ResolvedHistoryOptions | null {
+  if (r.value('history') === false) return null
+  const h = r.object('history', { fallback: {}, shape: 'must be an object or false' }).known(HISTORY_KEYS, 'is not a status.history option')
+  return {
+    intervalMs: h.integer('interval', 5000, 50, 3_600_000),
+    samples: h.integer('samples', 60, 2, 1440)
+  }
+}
+
 /** Validates the `status` plugin option; null when the status route is turned off. */
 export function resolveStatusOptions (value: unknown): ResolvedStatusOptions | null {
   if (value === false) return null
@@ -131,6 +157,7 @@ export function resolveStatusOptions (value: unknown): ResolvedStatusOptions | n
     path: routePath(r, '/lb/status'),
     hideUrls,
     refreshSeconds,
-    onRequest: guards(r)
+    onRequest: guards(r),
+    history: history(r)
   }
 }

@@ -3,6 +3,7 @@ import type { LoadBalancer } from '../route/load-balancer'
 import { LbMetrics } from './metrics'
 import type { ResolvedMetricsOptions, ResolvedStatusOptions } from './options'
 import { addStatusRoute } from './status'
+import { StatusHistory } from './history'
 
 function addMetricsRoute (fastify: FastifyInstance, metrics: LbMetrics, path: string, options: ResolvedMetricsOptions): void {
   const registry = metrics.registry
@@ -17,19 +18,31 @@ function addMetricsRoute (fastify: FastifyInstance, metrics: LbMetrics, path: st
   })
 }
 
+function addMetrics (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedMetricsOptions): LbMetrics {
+  const metrics = new LbMetrics(options)
+  lb.metrics = metrics.registry
+  lb.eachPool((pool) => metrics.attach(pool))
+  metrics.watchHealth(lb.health)
+  if (options.path !== null) addMetricsRoute(fastify, metrics, options.path, options)
+  return metrics
+}
+
 /** Sets up the metrics (collectors on every pool, and their route) and the status route, as configured. */
 export function addObservability (
   fastify: FastifyInstance,
   lb: LoadBalancer,
   options: { metrics: ResolvedMetricsOptions | null, status: ResolvedStatusOptions | null }
 ): void {
-  const metricsOptions = options.metrics
-  if (metricsOptions !== null) {
-    const metrics = new LbMetrics(metricsOptions)
-    lb.metrics = metrics.registry
-    lb.eachPool((pool) => metrics.attach(pool))
-    metrics.watchHealth(lb.health)
-    if (metricsOptions.path !== null) addMetricsRoute(fastify, metrics, metricsOptions.path, metricsOptions)
+  const metrics = options.metrics === null ? null : addMetrics(fastify, lb, options.metrics)
+  const status = options.status
+  if (status === null) return
+  let history: StatusHistory | null = null
+  if (status.history !== null) {
+    // One timer for every pool, from ready to close; it reads counters, so requests do nothing for it.
+    const sampler = new StatusHistory(lb, status.history, metrics)
+    fastify.addHook('onReady', async () => { sampler.start() })
+    fastify.addHook('onClose', async () => { sampler.stop() })
+    history = sampler
   }
-  if (options.status !== null) addStatusRoute(fastify, lb, options.status)
+  addStatusRoute(fastify, lb, status, history)
 }

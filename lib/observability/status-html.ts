@@ -1,4 +1,6 @@
-import type { PoolStatus, StatusReport, TargetStatus } from './status-report'
+import { escape } from './html-escape'
+import { chartsLegend, poolCharts, type PoolCharts } from './status-charts'
+import type { HistoryReport, PoolStatus, StatusReport, TargetStatus } from './status-report'
 
 /** Quality a media range gives a type, and how specific the range is (-1: it does not match). */
 function matchRange (type: string, range: string): number {
@@ -44,12 +46,6 @@ export function prefersHtml (accept: string | undefined): boolean {
   return html > 0 && html > json
 }
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
-
-function escape (value: string | number): string {
-  return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c])
-}
-
 function time (epochMs: number | null): string {
   return epochMs === null ? '' : new Date(epochMs).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
 }
@@ -70,6 +66,8 @@ tr.state-disabled{background:#f6f8fa}tr.state-disabled .badge{background:#818b98
 tr.state-draining{background:#eff2f5}tr.state-draining .badge{background:#59636e;color:#fff}
 .circuit{margin:.2rem 0 .4rem}.circuit-closed .badge{background:#1a7f37;color:#fff}
 .circuit-half-open .badge{background:#9a6700;color:#fff}.circuit-open .badge{background:#cf222e;color:#fff}
+td.chart{padding-top:.1rem;padding-bottom:.1rem}td.chart svg{vertical-align:middle;background:#ffffffb3}
+td.chart .now{display:inline-block;min-width:2.6rem;margin-left:.3rem;text-align:right;font-variant-numeric:tabular-nums}
 `
 
 function check (t: TargetStatus): string {
@@ -78,7 +76,7 @@ function check (t: TargetStatus): string {
   return `${c.ok ? 'ok' : 'failed'} ${escape(time(c.at))}${c.error === undefined ? '' : ' ' + escape(c.error)} · healthCheck[${c.check}] ${c.type}`
 }
 
-function row (t: TargetStatus, showUrls: boolean): string {
+function row (t: TargetStatus, showUrls: boolean, charts: PoolCharts | null): string {
   return `<tr class="state-${t.state}" data-target="${escape(t.id)}" data-state="${t.state}">` +
     `<td>${escape(t.id)}</td>` +
     (showUrls ? `<td>${escape(t.url ?? '')}</td>` : '') +
@@ -86,6 +84,7 @@ function row (t: TargetStatus, showUrls: boolean): string {
     `<td class="n">${t.priority}</td><td class="n">${t.weight}</td><td class="n">${t.effectiveWeight}</td>` +
     `<td class="n">${t.inFlight}${t.maxConnections === 0 ? '' : ` / ${t.maxConnections}${t.full ? ' full' : ''}`}${t.tunnels === 0 ? '' : ` (${t.tunnels} ws)`}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
     `<td class="n">${t.ewmaMs === null ? '' : t.ewmaMs.toFixed(1)}</td>` +
+    (charts === null ? '' : charts.cells(t.id)) +
     `<td>${check(t)}</td><td>${escape(time(t.ejectedUntil))}</td></tr>`
 }
 
@@ -109,9 +108,11 @@ function circuitLine (pool: PoolStatus): string {
     `${percent(c.failureRatio)} failed, ${percent(c.slowCallRatio)} slow ${of} (${c.calls} calls)${until} · ${c.rejected} refused</p>`
 }
 
-function table (pool: PoolStatus): string {
+function table (pool: PoolStatus, history: HistoryReport | null): string {
   const showUrls = pool.targets.some((t) => t.url !== undefined)
-  const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Tier', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'Client aborts', 'EWMA ms', 'Last check', 'Ejected until']
+  const charts = poolCharts(history, pool.name)
+  const head = ['Target', ...(showUrls ? ['URL'] : []), 'State', 'Tier', 'Weight', 'Effective weight', 'In flight', 'Requests', 'Failures', 'Client aborts', 'EWMA ms',
+    ...(charts?.heads ?? []), 'Last check', 'Ejected until']
   return `<section data-pool="${escape(pool.name)}"><h2>${escape(pool.name)} <small>${escape(pool.algorithm)} · ` +
     `${pool.eligible} of ${pool.targets.length} eligible${pool.panic ? ' · PANIC: routing over all targets' : ''} · ` +
     `${pool.servingTier > 0 ? `tier ${pool.servingTier} serving · ` : ''}${pool.servingTier < 0 ? 'no tier can serve · ' : ''}` +
@@ -120,18 +121,18 @@ function table (pool: PoolStatus): string {
     `${pool.retries.attempted} retries (${pool.retries.succeeded} succeeded, ${pool.retries.budgetExhausted + pool.retries.limitExceeded + pool.retries.deadlineExceeded} refused)</small></h2>` +
     circuitLine(pool) +
     `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>` +
-    `<tbody>${pool.targets.map((t) => row(t, showUrls)).join('')}</tbody></table></section>`
+    `<tbody>${pool.targets.map((t) => row(t, showUrls, charts)).join('')}</tbody></table></section>`
 }
 
-/** The status report as a self-contained HTML page: inline style, no script, no external asset. */
+/** The status report as a self-contained HTML page: inline style and SVG, no script, no external asset. */
 export function renderStatusPage (report: StatusReport, refreshSeconds: number): string {
   const refresh = refreshSeconds > 0 ? `<meta http-equiv="refresh" content="${refreshSeconds}">` : ''
   const every = refreshSeconds > 0 ? ` · reloads every ${refreshSeconds} s` : ''
-  const pools = report.pools.length === 0 ? '<p>No pools.</p>' : report.pools.map(table).join('')
+  const pools = report.pools.length === 0 ? '<p>No pools.</p>' : report.pools.map((p) => table(p, report.history)).join('')
   return '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width,initial-scale=1">' + refresh +
     `<title>Load balancer status</title><style>${STYLE}</style></head><body>` +
     `<h1>Load balancer status</h1><p class="meta">${escape(time(report.generatedAt))}${every} · <a href="?format=json">JSON</a></p>` +
     '<p class="legend">States: healthy, slow-start (weight ramping up), ejected (outlier detection), unhealthy (health checks), disabled (maintenance: pool.disable), draining (leaving).</p>' +
-    pools + '</body></html>'
+    chartsLegend(report.history) + pools + '</body></html>'
 }

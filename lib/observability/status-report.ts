@@ -78,8 +78,41 @@ export interface PoolStatus {
   targets: TargetStatus[]
 }
 
+/**
+ * One target's recent history, a value per sampling interval, oldest first.
+ * The arrays end at the latest sample and are shorter than `sampledAt` when the
+ * target joined after sampling began.
+ */
+export interface TargetHistory {
+  id: string
+  /** Requests sent to the target per second over each interval. */
+  requestsPerSecond: number[]
+  /** Tries the target failed (as `failures` counts them) per second over each interval. */
+  errorsPerSecond: number[]
+  /**
+   * The 99th percentile of answer latency over each interval in ms, from the
+   * latency histogram's buckets; null for an interval without an answer.
+   * Absent when metrics are off (the histogram is theirs).
+   */
+  p99Ms?: Array<number | null>
+}
+
+/** The recent history of every target, sampled every `intervalMs`. */
+export interface HistoryReport {
+  intervalMs: number
+  /** Samples kept per series: the history spans intervalMs x samples once full. */
+  samples: number
+  /** Whether targets have p99Ms: the latency histogram is the metrics', so not with metrics off. */
+  latency: boolean
+  /** When each sample was taken, epoch ms, oldest first. */
+  sampledAt: number[]
+  pools: Array<{ name: string, targets: TargetHistory[] }>
+}
+
 export interface StatusReport {
   /** Epoch ms. */
   generatedAt: number
   pools: PoolStatus[]
+  /** Null when the status option history is false. */
+  history: HistoryReport | null
 }

@@ -7,6 +7,7 @@ import type { CircuitStatus, PoolStatus, StatusReport, TargetStatus } from './st
 import type { CircuitBreaker } from '../breaker/breaker'
 import type { Target } from '../pool/target'
 import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
+import type { StatusHistory } from './history'
 
 const nullableNumber = { type: ['number', 'null'] }
 
@@ -59,12 +60,49 @@ const circuitSchema = {
   }
 } as const
 
+const numbers = { type: 'array', items: { type: 'number' } } as const
+
+const historySchema = {
+  type: ['object', 'null'],
+  required: ['intervalMs', 'samples', 'latency', 'sampledAt', 'pools'],
+  properties: {
+    intervalMs: { type: 'integer' },
+    samples: { type: 'integer' },
+    latency: { type: 'boolean' },
+    sampledAt: numbers,
+    pools: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name', 'targets'],
+        properties: {
+          name: { type: 'string' },
+          targets: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['id', 'requestsPerSecond', 'errorsPerSecond'],
+              properties: {
+                id: { type: 'string' },
+                requestsPerSecond: numbers,
+                errorsPerSecond: numbers,
+                p99Ms: { type: 'array', items: nullableNumber }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+} as const
+
 /** The JSON schema of the status report: Fastify compiles a serializer from it. */
 export const statusSchema = {
   type: 'object',
-  required: ['generatedAt', 'pools'],
+  required: ['generatedAt', 'pools', 'history'],
   properties: {
     generatedAt: { type: 'number' },
+    history: historySchema,
     pools: {
       type: 'array',
       items: {
@@ -169,19 +207,19 @@ function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
   }
 }
 
-/** A snapshot of every pool and target. */
-export function statusReport (lb: LoadBalancer, hideUrls: boolean): StatusReport {
+/** A snapshot of every pool and target, with their recent history when it is sampled. */
+export function statusReport (lb: LoadBalancer, hideUrls: boolean, history: StatusHistory | null): StatusReport {
   const now = performance.now()
   const pools: PoolStatus[] = []
   for (const pool of lb.allPools()) pools.push(poolStatus(pool, hideUrls, now))
-  return { generatedAt: Date.now(), pools }
+  return { generatedAt: Date.now(), pools, history: history === null ? null : history.report() }
 }
 
 /**
  * Adds the status route: JSON for machines, an HTML page when the client
  * prefers text/html (a browser), or as `?format=json|html` says.
  */
-export function addStatusRoute (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedStatusOptions): void {
+export function addStatusRoute (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedStatusOptions, history: StatusHistory | null): void {
   fastify.route({
     method: 'GET',
     url: options.path,
@@ -191,7 +229,7 @@ export function addStatusRoute (fastify: FastifyInstance, lb: LoadBalancer, opti
       response: { 200: statusSchema }
     },
     handler (request: FastifyRequest, reply: FastifyReply) {
-      const report = statusReport(lb, options.hideUrls)
+      const report = statusReport(lb, options.hideUrls, history)
       const format = (request.query as { format?: string }).format
       reply.header('cache-control', 'no-store').header('vary', 'accept')
       if (format === 'html' || (format === undefined && prefersHtml(request.headers.accept))) {

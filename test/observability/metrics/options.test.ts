@@ -23,7 +23,12 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['an unknown status option', { status: { hideUrl: true } }, /status\.hideUrl = true \(is not a status option\)/],
   ['a status path false', { status: { path: false } }, /status\.path = false \(must be a route path/],
   ['hideUrls not a boolean', { status: { hideUrls: 'yes' } }, /status\.hideUrls = "yes" \(must be a boolean\)/],
-  ['a fractional refresh', { status: { refreshSeconds: 0.5 } }, /status\.refreshSeconds = 0\.5 \(must be an integer from 0 to 3600\)/]
+  ['a fractional refresh', { status: { refreshSeconds: 0.5 } }, /status\.refreshSeconds = 0\.5 \(must be an integer from 0 to 3600\)/],
+  ['history that is not an object', { status: { history: true } }, /status\.history = true \(must be an object or false\)/],
+  ['an unknown history option', { status: { history: { window: 60 } } }, /status\.history\.window = 60 \(is not a status\.history option\)/],
+  ['a sampling interval too short', { status: { history: { interval: 10 } } }, /status\.history\.interval = 10 \(must be an integer from 50 to 3600000\)/],
+  ['a sampling interval in seconds', { status: { history: { interval: '5s' } } }, /status\.history\.interval = "5s" \(must be an integer/],
+  ['a history of one sample', { status: { history: { samples: 1 } } }, /status\.history\.samples = 1 \(must be an integer from 2 to 1440\)/]
 ]
 
 for (const [what, options, message] of cases) {

@@ -1,10 +1,7 @@
 import { test } from 'tap'
-import { chromium, type Page } from 'playwright-core'
-import { requireProgram } from '../../helpers/external'
+import type { Page } from 'playwright-core'
+import { startChromium } from '../../helpers/chromium'
 import { observed } from '../metrics/fixtures'
-
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 /** Runs in the page, where the DOM has it. */
 declare const getComputedStyle: (element: unknown) => { backgroundColor: string }
@@ -44,8 +41,8 @@ async function readPage (page: Page): Promise<PageView> {
 }
 
 test('a real Chromium shows every pool and target, and a target that goes down changes colour after the page reloads itself', async (t) => {
-  const executablePath = requireProgram(t, 'chromium', 'Chromium')
-  if (executablePath === null) return
+  const browser = await startChromium(t)
+  if (browser === null) return
   const o = await observed(t, ['a', 'b'], {
     healthCheck: { interval: 30, jitter: 0, timeout: 500, unhealthyThreshold: 1, healthyThreshold: 1 }
   }, {
@@ -53,14 +50,6 @@ test('a real Chromium shows every pool and target, and a target that goes down c
     status: { refreshSeconds: 1 }
   })
   const { ups, gw } = o
-  const server = await chromium.launchServer({ executablePath, args: ARGS })
-  const pid = server.process().pid
-  t.teardown(async () => {
-    await server.close()
-    // close() ends the browser; if it did not, its PID goes.
-    if (pid !== undefined && server.process().exitCode === null) process.kill(pid, 'SIGKILL')
-  })
-  const browser = await chromium.connect(server.wsEndpoint())
   const page = await browser.newPage()
   const requested: string[] = []
   page.on('request', (request) => requested.push(request.url()))
@@ -92,5 +81,4 @@ test('a real Chromium shows every pool and target, and a target that goes down c
   t.equal(await rowColour(page, 'a'), healthy, 'a stays green')
   t.match(await page.locator('tr[data-target="b"]').innerText(), /\bfailed \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ connection refused\b/, 'the failed check shows, when and why')
   t.same([...new Set(requested)], [url], 'the page loads nothing but itself')
-  await browser.close()
 })
