@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { startGateway, until } from '../helpers/gateway'
 import { assertIdle, assertNoLeak, resources } from '../helpers/leaks'
 import { sampleValue } from '../helpers/prom-text'
-import { closedWs, connectWs, WsUpstream } from '../helpers/ws-upstream'
+import { closedWs, connectWs, refusedUpgrade, WsUpstream } from '../helpers/ws-upstream'
 
 const wsUrl = (url: string, path: string): string => url.replace('http://', 'ws://') + path
 
@@ -122,4 +122,31 @@ test('a client that vanishes closes the upstream side; app.close() ends every tu
   t.same([pool.inFlight, pool.targets[0].tunnels], [0, 0])
   await a.allClosed()
   await assertNoLeak(t, before, 'a closed gateway and its tunnels')
+})
+
+test('maxConnections holds for open sockets: a full target takes no more upgrades, a full pool answers 503, and a closed socket frees its slot', async (t) => {
+  const a = await new WsUpstream('a').start()
+  const b = await new WsUpstream('b').start()
+  const gw = await startGateway({ pools: { main: { targets: [{ url: a.url, id: 'a', maxConnections: 1 }, { url: b.url, id: 'b', maxConnections: 1 }] } } })
+  t.teardown(async () => { await gw.close(); await a.stop(); await b.stop() })
+  const pool = gw.app.lb.pool('main')
+
+  const first = await connectWs(wsUrl(gw.url, '/ws'))
+  const second = await connectWs(wsUrl(gw.url, '/ws'))
+  t.same([first.upstream, second.upstream].sort(), ['a', 'b'], 'one socket on each target')
+  t.same(pool.targets.map((x) => x.full), [true, true])
+  const refused = await refusedUpgrade(wsUrl(gw.url, '/ws'))
+  t.equal(refused.status, 503)
+  t.equal((JSON.parse(refused.body) as { code: string }).code, 'FST_LB_OVERLOADED')
+  t.equal(a.upgrades.length + b.upgrades.length, 2, 'the refused upgrade reached no target')
+
+  first.ws.close()
+  await closedWs(first.ws)
+  await until(() => !pool.get(first.upstream)?.full, 5000, 'the slot freed')
+  const third = await connectWs(wsUrl(gw.url, '/ws'))
+  t.equal(third.upstream, first.upstream, 'the freed slot takes the next socket')
+  second.ws.close()
+  third.ws.close()
+  await Promise.all([closedWs(second.ws), closedWs(third.ws)])
+  await assertIdle(t, pool, 'after limited sockets')
 })
