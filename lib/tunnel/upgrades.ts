@@ -1,4 +1,4 @@
-import { ServerResponse, type IncomingMessage } from 'node:http'
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import FindMyWay from 'find-my-way'
@@ -18,6 +18,30 @@ const upgrades = new WeakMap<IncomingMessage, ClientSocket>()
 /** The socket of a WebSocket upgrade the plugin routed; undefined for every other request. */
 export function upgradeOf (raw: IncomingMessage): ClientSocket | undefined {
   return upgrades.get(raw)
+}
+
+/**
+ * Gives the server back an upgrade it would have served as a plain request
+ * had no one listened for upgrades (`Upgrade: h2c`, a WebSocket upgrade on a
+ * route that is not the plugin's): its head again, without `upgrade` in its
+ * Connection header, then what followed it (a body, a next request). The
+ * server parses the connection anew, so the body is read and keep-alive goes
+ * on, as without the plugin. Node has parsed and checked these bytes once
+ * already; its strings are latin1, so they go back byte for byte.
+ */
+function asPlainRequest (server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    let value = raw[i + 1]
+    if (raw[i].toLowerCase() === 'connection') {
+      value = value.split(',').map((token) => token.trim()).filter((token) => token.toLowerCase() !== 'upgrade').join(', ')
+      if (value === '') continue
+    }
+    text += `${raw[i]}: ${value}\r\n`
+  }
+  socket.unshift(Buffer.concat([Buffer.from(text + '\r\n', 'latin1'), head]))
+  server.emit('connection', socket)
 }
 
 function answered (): boolean {
@@ -42,8 +66,8 @@ function ignoreSocketError (): void {
  * gateway is ready and passes those on. Which upgrades are the plugin's is
  * decided by a router of its own holding the GET paths of those routes, with
  * find-my-way's default matching (Fastify's too). Without other listeners,
- * every upgrade is routed, the others as plain requests, and their connection
- * closes after the answer (the server no longer reads it as HTTP).
+ * every other upgrade goes back to the server as the plain request it would
+ * have been without any listener (asPlainRequest).
  */
 export class UpgradeRoutes {
   private readonly mirror = FindMyWay({ defaultRoute: () => false })
@@ -70,21 +94,27 @@ export class UpgradeRoutes {
       server.removeAllListeners('upgrade')
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         const upgrade = req.headers.upgrade
-        const webSocket = upgrade !== undefined && isWebSocketUpgrade(upgrade)
-        if (others.length > 0 && !(webSocket && this.owns(req))) {
+        if (req.method === 'GET' && upgrade !== undefined && isWebSocketUpgrade(upgrade) && this.owns(req)) {
+          this.route(fastify, req, socket, head)
+        } else if (others.length > 0) {
           for (const listener of others) listener.call(server, req, socket, head)
-          return
+        } else {
+          asPlainRequest(server, req, socket, head)
         }
-        socket.on('error', ignoreSocketError)
-        if (webSocket) upgrades.set(req, { socket, head })
-        const res = new ServerResponse(req)
-        // Whatever answers here (a guard's 401, a 502, a target's own refusal) is the connection's last.
-        res.shouldKeepAlive = false
-        res.assignSocket(socket as never)
-        res.once('finish', () => { socket.end(() => socket.destroy()) })
-        fastify.routing(req, res)
       })
     })
+  }
+
+  /** Routes a WebSocket upgrade through Fastify with its socket, for `forward` to tunnel. */
+  private route (fastify: FastifyInstance, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', ignoreSocketError)
+    upgrades.set(req, { socket, head })
+    const res = new ServerResponse(req)
+    // Whatever answers here (a guard's 401, a 502, a target's own refusal) is the connection's last.
+    res.shouldKeepAlive = false
+    res.assignSocket(socket as never)
+    res.once('finish', () => { socket.end(() => socket.destroy()) })
+    fastify.routing(req, res)
   }
 
   private owns (req: IncomingMessage): boolean {

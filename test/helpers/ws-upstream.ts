@@ -5,7 +5,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 
 /**
  * A real WebSocket upstream: an HTTP server (answering plain requests with its
- * name) and a ws server that greets each socket with its name and echoes every
+ * name, their method, path and body) and a ws server that greets each socket with its name and echoes every
  * message back as it came (text as text, binary as binary). `refuse` makes it
  * answer upgrades with that status instead of switching protocols.
  */
@@ -28,8 +28,13 @@ export class WsUpstream {
 
   constructor (readonly name: string) {
     this.server = createServer((req, res) => {
-      res.setHeader('x-served-by', name)
-      res.end(`${name} ${req.url ?? ''}`)
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8')
+        res.setHeader('x-served-by', name)
+        res.end(`${name} ${req.method ?? ''} ${req.url ?? ''}${body === '' ? '' : ' ' + body}`)
+      })
     })
     this.wss = new WebSocketServer({ noServer: true })
     this.server.on('upgrade', (req, socket, head) => {

@@ -1,6 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
+import { once } from 'node:events'
 import lb from '../../lib/index'
 import { refusedUrl, startGateway, until } from '../helpers/gateway'
 import { assertIdle } from '../helpers/leaks'
@@ -121,17 +122,31 @@ test('upgrades a forward route does not own stay with the server\'s other upgrad
 test('without other upgrade listeners, a non-WebSocket upgrade is a plain request and a WebSocket one on a local route gets that route\'s answer', async (t) => {
   const up = await new WsUpstream('up').start()
   const gw = await startGateway({ pools: { main: { targets: [up.url] } } }, (app) => {
-    app.get('/p', { config: { upstream: 'main' } }, app.lb.forward)
+    app.all('/p', { config: { upstream: 'main' } }, app.lb.forward)
     app.get('/local', async () => 'local')
   })
   t.teardown(async () => { await gw.close(); await up.stop() })
   const port = Number(new URL(gw.url).port)
-  const h2c = await rawRequest(port, ['GET /p HTTP/1.1', 'Host: gw', 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA'])
+  const h2c = await rawRequest(port, ['POST /p HTTP/1.1', 'Host: gw', 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA', 'Content-Length: 11'], 'body intact')
   t.equal(h2c.status, 200, 'h2c is not offered: the request is answered over HTTP/1.1')
-  t.equal(h2c.body, 'up /p')
+  t.equal(h2c.body, 'up POST /p body intact', 'with its body')
   const local = await refusedUpgrade(wsUrl(gw.url, '/local'))
   t.equal(local.status, 200)
   t.equal(local.body, 'local')
+
+  // Keep-alive goes on after such an upgrade: the next request on the same connection is answered too.
+  const socket = connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write('GET /local HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n' +
+    'GET /p HTTP/1.1\r\nHost: gw\r\n\r\n')
+  let text = ''
+  socket.setEncoding('latin1')
+  await new Promise<void>((resolve) => socket.on('data', (chunk: string) => {
+    text += chunk
+    if (text.includes('up GET /p')) resolve()
+  }))
+  socket.destroy()
+  t.match(text, /^HTTP\/1\.1 200 [\s\S]*local[\s\S]*HTTP\/1\.1 200 [\s\S]*up GET \/p$/, 'both answers on one connection')
   await assertIdle(t, gw.app.lb.pool('main'), 'after plain requests over upgrade connections')
 })
 
