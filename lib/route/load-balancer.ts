@@ -100,7 +100,8 @@ export class LoadBalancer {
     const pool = this.resolveRoutePool(route, upstream)
     // First among the route's preHandler hooks: those of its options and those other plugins' onRoute hooks append see request.target.
     route.preHandler = prepend(this.preHandlerOf(pool), route.preHandler as PreHandler | PreHandler[] | undefined)
-    if (route.handler === forward) this.upgrades.add(route)
+    // Every route of a pool, whatever its handler now: a plugin's onRoute hook that ran first (@fastify/websocket's) may have wrapped `forward`.
+    this.upgrades.add(route)
     if (this.readsRawBodies && route.handler === forward) {
       // A handler of the gateway's own reshapes requests and gets Fastify's parsed body; forward passes the bytes on.
       route.preParsing = append(readRawBody, route.preParsing as typeof readRawBody | Array<typeof readRawBody> | undefined)

@@ -143,6 +143,8 @@ export class Tunnel implements OpenTunnel {
     const reply = this.state.answer
     reply.hijack()
     const client = this.client.socket
+    // From here the client's end passes to the target as a half-close, as the tunnel's bytes do.
+    client.removeListener('end', this.client.left)
     // The gateway's own headers for the answer (the affinity cookie) go out with the target's.
     const cookie = reply.getHeader('set-cookie')
     const cookies = cookie === undefined ? [] : Array.isArray(cookie) ? cookie.map(String) : [String(cookie)]

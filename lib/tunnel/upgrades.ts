@@ -8,6 +8,8 @@ import { isWebSocketUpgrade } from '../forward/request-path'
 export interface ClientSocket {
   readonly socket: Duplex
   readonly head: Buffer
+  /** Until the tunnel opens, the client's end of its sending is its leaving (the server sees it half-open otherwise). */
+  readonly left: () => void
 }
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -108,7 +110,10 @@ export class UpgradeRoutes {
   /** Routes a WebSocket upgrade through Fastify with its socket, for `forward` to tunnel. */
   private route (fastify: FastifyInstance, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', ignoreSocketError)
-    upgrades.set(req, { socket, head })
+    // Node's server sockets allow half-open connections: a client that ends its side would stay open, queued or waiting.
+    const left = (): void => { socket.destroy() }
+    socket.once('end', left)
+    upgrades.set(req, { socket, head, left })
     const res = new ServerResponse(req)
     // Whatever answers here (a guard's 401, a 502, a target's own refusal) is the connection's last.
     res.shouldKeepAlive = false

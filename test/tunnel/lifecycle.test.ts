@@ -150,3 +150,31 @@ test('maxConnections holds for open sockets: a full target takes no more upgrade
   await Promise.all([closedWs(second.ws), closedWs(third.ws)])
   await assertIdle(t, pool, 'after limited sockets')
 })
+
+test('with a queue, an upgrade that finds every target full waits for a socket to close, and one whose client leaves while queued frees its place', async (t) => {
+  const a = await new WsUpstream('a').start()
+  const gw = await startGateway({ pools: { main: { queue: { size: 2, timeout: 10_000 }, targets: [{ url: a.url, id: 'a', maxConnections: 1 }] } } })
+  t.teardown(async () => { await gw.close(); await a.stop() })
+  const pool = gw.app.lb.pool('main')
+
+  const first = await connectWs(wsUrl(gw.url, '/ws'))
+  const waiting = connectWs(wsUrl(gw.url, '/ws?queued'))
+  await until(() => pool.waiting?.length === 1, 5000, 'the upgrade queued')
+  t.equal(a.upgrades.length, 1, 'the queued upgrade has not reached the target')
+  first.ws.close()
+  const second = await waiting
+  t.equal(second.upstream, 'a', 'once the first socket closed, the queued upgrade went through')
+  t.same(a.paths, ['/ws', '/ws?queued'])
+
+  // A client that gives up while queued leaves the queue at once.
+  const leaving = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  await once(leaving, 'connect')
+  leaving.write('GET /ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+  await until(() => pool.waiting?.length === 1, 5000, 'the second upgrade queued')
+  leaving.destroy()
+  await until(() => pool.waiting?.length === 0, 5000, 'the queue emptied')
+  second.ws.close()
+  await closedWs(second.ws)
+  await assertIdle(t, pool, 'after queued upgrades')
+  t.equal(a.upgrades.length, 2, 'the client that left never reached the target')
+})
