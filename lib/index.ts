@@ -11,6 +11,7 @@ import { Discovery } from './discovery/index'
 import { resolveOptions, type LbOptions, type PoolOptions } from './options/resolve'
 import type { LbTarget } from './pool/target'
 import { logCircuit } from './breaker/log'
+import type { SplitOptions } from './route/split-options'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -18,8 +19,8 @@ declare module 'fastify' {
     target: LbTarget | null
   }
   interface FastifyContextConfig {
-    /** The route's upstream pool: the name of a pool from the plugin options, or inline pool options. */
-    upstream?: string | PoolOptions
+    /** The route's upstream pool: the name of a pool from the plugin options, inline pool options, or a split between named pools. */
+    upstream?: string | PoolOptions | SplitOptions
   }
   interface FastifyInstance {
     lb: LoadBalancer
@@ -101,6 +102,8 @@ export type { HealthRegistry } from './health/registry'
 export type { CheckEvent, TransitionEvent } from './health/monitor'
 export type { AlgorithmName } from './balancers/index'
 export type { DiscoveryEvent, DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions, EtcdTlsOptions, RegistryTlsOptions } from './discovery/index'
+export type { SplitOptions, SplitArm, SplitMatch } from './route/split-options'
+export type { SplitView } from './route/split'
 export type { MetricsOptions, StatusOptions, StatusHistoryOptions, RouteGuard } from './observability/options'
 export type { StatusReport, PoolStatus, CircuitStatus, TargetStatus, HistoryReport, TargetHistory } from './observability/status-report'
 export { InvalidOptionError, UnknownPoolError } from './errors'

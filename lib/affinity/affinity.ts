@@ -195,11 +195,15 @@ export class Affinity {
     return this.assign(x, 'reassigned')
   }
 
-  /** Strict mode: whether the request is pinned, so failover must not take it to another target. */
-  holds (x: AffinityExchange): boolean {
-    if (!this.options.strict) return false
+  /** Whether the request carries a valid cookie of this pool (a split keeps such a client on this pool's arm). */
+  carries (x: AffinityExchange): boolean {
     const value = this.read(x)
     return value !== undefined && this.verify(value, x) !== null
+  }
+
+  /** Strict mode: whether the request is pinned, so failover must not take it to another target. */
+  holds (x: AffinityExchange): boolean {
+    return this.options.strict && this.carries(x)
   }
 
   /**

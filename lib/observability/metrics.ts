@@ -9,6 +9,7 @@ import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
 import { passesHealth } from '../pool/serving'
 import type { Target } from '../pool/target'
 import { TUNNEL_RESULTS } from '../pool/tunnels'
+import type { Split } from '../route/split'
 
 /**
  * Values of `code_class` in `lb_requests_total`: the upstream status class, 'error' when it did not answer,
@@ -168,6 +169,7 @@ export class LbMetrics {
   /** Upper bounds of the latency histogram, in seconds. */
   readonly bounds: readonly number[]
   private readonly pools: PoolSeries[] = []
+  private readonly splits: Split[] = []
   private readonly byPool = new Map<Pool, PoolSeries>()
   private readonly checks = new Map<string, CountedSeries>()
   private readonly transitions = new Map<string, CountedSeries>()
@@ -180,7 +182,7 @@ export class LbMetrics {
     const names = ['requests_total', 'request_duration_seconds', 'in_flight_requests', 'target_healthy', 'target_weight',
       'target_enabled', 'upstream_errors_total', 'retries_total', 'no_target_total', 'health_checks_total', 'health_transitions_total',
       'ejections_total', 'affinity_total', 'target_priority', 'target_full', 'serving_tier', 'queue_length', 'overloaded_total',
-      'fallback_total', 'circuit_state', 'circuit_transitions_total', 'websocket_connections', 'websocket_total']
+      'fallback_total', 'circuit_state', 'circuit_transitions_total', 'websocket_connections', 'websocket_total', 'split_total', 'split_weight']
     for (const name of names) {
       if (registry.getSingleMetric(p + name) !== undefined) {
         throw invalidOption('(plugin)', 'metrics.prefix', p, `the registry already holds a metric named ${p + name}`)
@@ -285,6 +287,14 @@ export class LbMetrics {
           if (counts !== undefined) CIRCUIT_STATES.forEach((s, i) => emit(pool.circuitLabels[i], counts[s]))
         }
       })
+    liveMetric('counter', registry, p + 'split_total', 'Requests a route\'s split sent to each pool (match rules included).',
+      ['route', 'pool'], (emit) => {
+        for (const split of this.splits) for (const b of split.branches) emit({ route: split.route, pool: b.pool }, b.requests)
+      })
+    liveMetric('gauge', registry, p + 'split_weight', 'The weight of each arm of a route\'s split now.',
+      ['route', 'pool'], (emit) => {
+        for (const split of this.splits) for (const arm of split.armList) emit({ route: split.route, pool: arm.pool }, arm.weight)
+      })
     liveMetric('counter', registry, p + 'health_checks_total', 'Active health checks of a target, by check type and result (success, failure).',
       ['target', 'type', 'result'], (emit) => {
         for (const s of this.checks.values()) emit(s.labels, s.value)
@@ -339,6 +349,11 @@ export class LbMetrics {
   /** The latency histogram of a pool's target id, while the id is in the pool (read by the status page's history). */
   latencyOf (pool: Pool, id: string): HistogramSeries | undefined {
     return this.byPool.get(pool)?.byId.get(id)?.latency
+  }
+
+  /** Reports a route's split. */
+  attachSplit (split: Split): void {
+    this.splits.push(split)
   }
 
   /** Counts the active checks and health transitions a health registry reports. */

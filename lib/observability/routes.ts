@@ -22,6 +22,7 @@ function addMetrics (fastify: FastifyInstance, lb: LoadBalancer, options: Resolv
   const metrics = new LbMetrics(options)
   lb.metrics = metrics.registry
   lb.eachPool((pool) => metrics.attach(pool))
+  lb.eachSplit((split) => metrics.attachSplit(split))
   metrics.watchHealth(lb.health)
   if (options.path !== null) addMetricsRoute(fastify, metrics, options.path, options)
   return metrics

@@ -125,6 +125,18 @@ function table (pool: PoolStatus, history: HistoryReport | null): string {
 }
 
 /** The status report as a self-contained HTML page: inline style and SVG, no script, no external asset. */
+/** One line per route that splits its traffic: each pool's weight, share and the requests it got. */
+function splitsSection (splits: StatusReport['splits']): string {
+  if (splits.length === 0) return ''
+  const rows = splits.map((split) => {
+    const total = split.arms.reduce((sum, a) => sum + a.weight, 0)
+    const arms = split.arms.map((a) => `${escape(a.pool)} ${a.weight} (${(100 * a.weight / total).toFixed(1)}%, ${split.requests[a.pool] ?? 0} requests)`)
+    const matched = Object.entries(split.requests).filter(([pool]) => !split.arms.some((a) => a.pool === pool)).map(([pool, n]) => `${escape(pool)} by match (${n} requests)`)
+    return `<li><b>${escape(split.route)}</b>: ${[...arms, ...matched].join(' · ')}</li>`
+  })
+  return `<h2>Splits</h2><ul class="splits">${rows.join('')}</ul>`
+}
+
 export function renderStatusPage (report: StatusReport, refreshSeconds: number): string {
   const refresh = refreshSeconds > 0 ? `<meta http-equiv="refresh" content="${refreshSeconds}">` : ''
   const every = refreshSeconds > 0 ? ` · reloads every ${refreshSeconds} s` : ''
@@ -134,5 +146,5 @@ export function renderStatusPage (report: StatusReport, refreshSeconds: number):
     `<title>Load balancer status</title><style>${STYLE}</style></head><body>` +
     `<h1>Load balancer status</h1><p class="meta">${escape(time(report.generatedAt))}${every} · <a href="?format=json">JSON</a></p>` +
     '<p class="legend">States: healthy, slow-start (weight ramping up), ejected (outlier detection), unhealthy (health checks), disabled (maintenance: pool.disable), draining (leaving).</p>' +
-    chartsLegend(report.history) + pools + '</body></html>'
+    chartsLegend(report.history) + splitsSection(report.splits) + pools + '</body></html>'
 }

@@ -115,4 +115,14 @@ export interface StatusReport {
   pools: PoolStatus[]
   /** Null when the status option history is false. */
   history: HistoryReport | null
+  /** Routes that split their traffic between pools, with the weights now and the requests each pool got. */
+  splits: SplitStatus[]
+}
+
+/** A route's split (docs/traffic.md). */
+export interface SplitStatus {
+  route: string
+  arms: Array<{ pool: string, weight: number }>
+  /** Requests each pool got from the split, match rules' pools included. */
+  requests: Record<string, number>
 }

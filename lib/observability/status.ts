@@ -3,7 +3,7 @@ import type { LoadBalancer } from '../route/load-balancer'
 import type { ResolvedStatusOptions } from './options'
 import type { Pool } from '../pool/pool'
 import { prefersHtml, renderStatusPage } from './status-html'
-import type { CircuitStatus, PoolStatus, StatusReport, TargetStatus } from './status-report'
+import type { CircuitStatus, PoolStatus, StatusReport, TargetStatus, SplitStatus } from './status-report'
 import type { CircuitBreaker } from '../breaker/breaker'
 import type { Target } from '../pool/target'
 import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
@@ -99,10 +99,22 @@ const historySchema = {
 /** The JSON schema of the status report: Fastify compiles a serializer from it. */
 export const statusSchema = {
   type: 'object',
-  required: ['generatedAt', 'pools', 'history'],
+  required: ['generatedAt', 'pools', 'history', 'splits'],
   properties: {
     generatedAt: { type: 'number' },
     history: historySchema,
+    splits: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['route', 'arms', 'requests'],
+        properties: {
+          route: { type: 'string' },
+          arms: { type: 'array', items: { type: 'object', required: ['pool', 'weight'], properties: { pool: { type: 'string' }, weight: { type: 'integer' } } } },
+          requests: { type: 'object', additionalProperties: { type: 'integer' } }
+        }
+      }
+    },
     pools: {
       type: 'array',
       items: {
@@ -212,7 +224,9 @@ export function statusReport (lb: LoadBalancer, hideUrls: boolean, history: Stat
   const now = performance.now()
   const pools: PoolStatus[] = []
   for (const pool of lb.allPools()) pools.push(poolStatus(pool, hideUrls, now))
-  return { generatedAt: Date.now(), pools, history: history === null ? null : history.report() }
+  const splits: SplitStatus[] = []
+  lb.eachSplitNow((split) => splits.push({ route: split.route, arms: split.armList, requests: split.requests }))
+  return { generatedAt: Date.now(), pools, history: history === null ? null : history.report(), splits }
 }
 
 /**

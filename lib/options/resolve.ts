@@ -331,19 +331,20 @@ export function resolveTargets (pool: string, value: unknown): ResolvedTarget[] 
 
 const HASH_SOURCES: readonly string[] = ['header', 'cookie', 'query', 'param']
 
-function resolveHashKey (r: OptionReader): HashKeySource {
-  const value = r.value('hashKey')
+/** Where a request's key is read (a pool's `hashKey`, a split's `stick`): 'ip' when left out. */
+export function resolveKeySource (r: OptionReader, key: string): HashKeySource {
+  const value = r.value(key)
   if (value === undefined || value === 'ip') return 'ip'
   if (typeof value === 'function') return value as HashKeySource
   if (isRecord(value)) {
     const keys = Object.keys(value)
     const source = keys[0]
     if (keys.length === 1 && HASH_SOURCES.includes(source)) {
-      const name = r.object('hashKey').string(source)
+      const name = r.object(key).string(source)
       return source === 'header' ? { header: name.toLowerCase() } : { [source]: name } as HashKeySource
     }
   }
-  return r.fail('hashKey', "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
+  return r.fail(key, "must be 'ip', { header }, { cookie }, { query }, { param } or a function")
 }
 
 const RETRY_KEYS = new Set(['attempts', 'statuses', 'methods', 'budgetPercent', 'minRetriesPerSecond', 'deadline', 'backoff'])
@@ -404,7 +405,7 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     name,
     targets: resolveTargets(name, r.value('targets')),
     algorithm,
-    hashKey: resolveHashKey(r),
+    hashKey: resolveKeySource(r, 'hashKey'),
     hashFallback,
     balanceFactor,
     pointsPerWeight: r.integer('pointsPerWeight', DEFAULT_POINTS_PER_WEIGHT, 1, 10_000),

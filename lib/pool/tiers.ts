@@ -1,5 +1,5 @@
 import type { Balancer, PickContext, PickInput } from '../balancers/balancer'
-import { murmur3 } from '../balancers/hash/murmur3'
+import { UnitDraw } from '../balancers/unit-draw'
 import type { Target } from './target'
 import { isLive, isServing, mayBePicked, mayBePickedInPanic } from './serving'
 
@@ -11,8 +11,6 @@ export interface TierBalancers {
 
 /** Seed of the hash that draws a keyed request's tier: apart from the algorithms' own, so the two do not correlate. */
 const TIER_SEED = 0x7431e2
-/** Golden-ratio steps spread unkeyed requests over [0, 1) evenly, with no randomness to differ between replicas. */
-const SPREAD_STEP = 0.6180339887498949
 
 const NO_TARGETS: readonly Target[] = []
 
@@ -80,7 +78,7 @@ export class Tiers {
   private list: Tier[] = []
   /** The only tier with a share; -1 when the shares are split and each request draws. */
   private only = 0
-  private spread = 0
+  private readonly unit = new UnitDraw(TIER_SEED)
 
   /**
    * `keepsFull`: the algorithm keeps full targets in its table and passes over
@@ -213,13 +211,7 @@ export class Tiers {
   }
 
   private draw (input: PickInput): number {
-    let u: number
-    if (input.key !== undefined) {
-      u = murmur3(input.key, TIER_SEED) / 0x100000000
-    } else {
-      u = this.spread += SPREAD_STEP
-      if (u >= 1) u = this.spread -= 1
-    }
+    const u = this.unit.draw(input.key)
     const list = this.list
     for (let i = 0; i < list.length; i++) if (u < list[i].upTo) return i
     return list.length - 1

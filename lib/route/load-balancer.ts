@@ -12,6 +12,8 @@ import { HealthRegistry } from '../health/registry'
 import { readRawBody, restoreHeaders } from '../forward/request-body'
 import type { UpstreamClient } from '../forward/upstream'
 import { UpgradeRoutes } from '../tunnel/upgrades'
+import { Split, unknownSplitPool, type SplitView } from './split'
+import { isSplit, resolveSplit } from './split-options'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
@@ -36,6 +38,9 @@ export class LoadBalancer {
   private readonly pools = new Map<string, Pool>()
   private readonly inline = new WeakMap<object, Pool>()
   private readonly preHandlers = new WeakMap<Pool, PreHandler>()
+  private readonly splits = new Map<string, Split>()
+  private readonly splitOf = new WeakMap<object, Split>()
+  private readonly splitListeners: Array<(split: Split) => void> = []
   private readonly upstreams = new Map<Pool, Upstream>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
   private readonly client: UpstreamClient
@@ -60,6 +65,24 @@ export class LoadBalancer {
     const pool = this.pools.get(name)
     if (pool === undefined) throw invalidOption(name, '(pool)', name, 'no pool of that name')
     return pool
+  }
+
+  /** A route's traffic split by its route URL (`'/api/*'`), to read or change its weights; throws when there is none. */
+  split (route: string): SplitView {
+    const split = this.splits.get(route)
+    if (split === undefined) throw invalidOption(route, 'split', route, 'no route of that URL splits its traffic')
+    return split
+  }
+
+  /** @internal Called with every split, those that exist and those routes add later. */
+  eachSplit (listener: (split: Split) => void): void {
+    for (const split of this.splits.values()) listener(split)
+    this.splitListeners.push(listener)
+  }
+
+  /** @internal Every split now. */
+  eachSplitNow (fn: (split: Split) => void): void {
+    for (const split of this.splits.values()) fn(split)
   }
 
   /** Every pool, named and inline. */
@@ -97,9 +120,9 @@ export class LoadBalancer {
   onRoute (route: RouteOptions): void {
     const upstream: unknown = route.config?.upstream
     if (upstream === undefined || upstream === null) return
-    const pool = this.resolveRoutePool(route, upstream)
+    const pick = isSplit(upstream) ? this.splitHook(this.resolveSplit(route, upstream as object)) : this.preHandlerOf(this.resolveRoutePool(route, upstream))
     // First among the route's preHandler hooks: those of its options and those other plugins' onRoute hooks append see request.target.
-    route.preHandler = prepend(this.preHandlerOf(pool), route.preHandler as PreHandler | PreHandler[] | undefined)
+    route.preHandler = prepend(pick, route.preHandler as PreHandler | PreHandler[] | undefined)
     // Every route of a pool, whatever its handler now: a plugin's onRoute hook that ran first (@fastify/websocket's) may have wrapped `forward`.
     this.upgrades.add(route)
     if (this.readsRawBodies && route.handler === forward) {
@@ -128,6 +151,31 @@ export class LoadBalancer {
     this.inline.set(upstream, pool)
     this.wireFallback(this.addPool(pool))
     return pool
+  }
+
+  private resolveSplit (route: RouteOptions, upstream: object): Split {
+    // Fastify adds a HEAD route beside every GET with the same config object: both share one split.
+    const known = this.splitOf.get(upstream)
+    if (known !== undefined) return known
+    let name = route.url
+    if (this.splits.has(name)) name = `${String(route.method)} ${route.url}`
+    const split = new Split(name, resolveSplit(name, upstream), (pool, field) => {
+      const found = this.pools.get(pool)
+      if (found === undefined) throw unknownSplitPool(name, field, pool)
+      return this.upstreams.get(found) as Upstream
+    })
+    this.splits.set(name, split)
+    this.splitOf.set(upstream, split)
+    for (const listener of this.splitListeners) listener(split)
+    return split
+  }
+
+  private splitHook (split: Split): PreHandler {
+    return function pickSplit (request, reply, done) {
+      const state = stateOf(request, reply)
+      state.upstream = split.choose(request, state)
+      pickFor(state, done)
+    }
   }
 
   private preHandlerOf (pool: Pool): PreHandler {
