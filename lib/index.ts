@@ -67,6 +67,9 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
     done()
   })
 
+  // Mirrored copies still on their way when the gateway closes are cut.
+  fastify.addHook('onClose', async () => { await lb.mirrorClient.close() })
+
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
   addObservability(fastify, lb, resolved)
 
@@ -103,6 +106,7 @@ export type { CheckEvent, TransitionEvent } from './health/monitor'
 export type { AlgorithmName } from './balancers/index'
 export type { DiscoveryEvent, DiscoveryOptions, FileDiscoveryOptions, DnsDiscoveryOptions, ConsulDiscoveryOptions, EtcdDiscoveryOptions, EtcdTlsOptions, RegistryTlsOptions } from './discovery/index'
 export type { SplitOptions, SplitArm, SplitMatch } from './route/split-options'
+export type { MirrorOptions } from './forward/mirror-options'
 export type { SplitView } from './route/split'
 export type { MetricsOptions, StatusOptions, StatusHistoryOptions, RouteGuard } from './observability/options'
 export type { StatusReport, PoolStatus, CircuitStatus, TargetStatus, HistoryReport, TargetHistory } from './observability/status-report'

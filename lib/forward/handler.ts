@@ -52,5 +52,7 @@ export function forward (request: FastifyRequest, reply: FastifyReply): FastifyR
   state.listenClose()
   pool.retryBudget.deposit()
   exchange.send(target as Target, false)
+  // After the request's own try is on its way: the copy takes nothing from it.
+  if (upstream.mirror !== null) upstream.mirror.offer(request, q === -1 ? path : path + url.slice(q), state.rawBody)
   return reply
 }

@@ -1,7 +1,7 @@
 type Headers = Record<string, string | string[] | number | undefined>
 
 /** What the forwarding headers are made of: Fastify's request, whose ips, protocol and host follow trustProxy. */
-interface ForwardedSource {
+export interface ForwardedSource {
   readonly raw: { readonly socket?: { readonly remoteAddress?: string } | null }
   readonly ips?: string[]
   readonly protocol: string
@@ -63,4 +63,26 @@ export function withForwardedHeaders<T extends Headers> (request: ForwardedSourc
   const copy = Object.assign({}, headers)
   setForwardedHeaders(request, copy)
   return copy
+}
+
+/**
+ * A copy of a client's headers for a request the gateway makes itself (a
+ * tunnel's handshake, a mirrored copy): without Connection and the headers it
+ * lists, without the other hop-by-hop ones, with the target's Host and, unless
+ * turned off, the forwarding headers.
+ */
+export function copiedRequestHeaders<T extends Headers> (source: ForwardedSource, client: T, host: string, forwarded: boolean): Headers {
+  let headers: Headers = { ...client }
+  const listed = headers.connection
+  delete headers.connection
+  if (typeof listed === 'string') {
+    for (const token of listed.split(',')) {
+      const name = token.trim().toLowerCase()
+      if (name !== '' && Object.hasOwn(headers, name)) delete headers[name]
+    }
+  }
+  dropRequestHopByHop(headers)
+  headers.host = host
+  if (forwarded) headers = withForwardedHeaders(source, headers)
+  return headers
 }

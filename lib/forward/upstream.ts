@@ -1,12 +1,7 @@
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
-import type { ResolvedTls } from '../options/tls'
+import type { UpstreamClient } from './upstream-client'
 import type { Pool } from '../pool/pool'
-
-/** How the gateway reaches targets, from the plugin options (the same for tunnels as for requests). */
-export interface UpstreamClient {
-  readonly connectTimeout: number
-  readonly tls: ResolvedTls
-}
+import type { Mirror } from './mirror'
 
 /**
  * A pool as the Fastify front-end serves it: the pool, the reply-from options
@@ -15,6 +10,8 @@ export interface UpstreamClient {
 export class Upstream {
   /** Wired once every pool exists: a fallback may name a pool declared after this one. */
   fallbackTo: Upstream | null = null
+  /** The pool's `mirror`, wired as its fallback is. */
+  mirror: Mirror | null = null
 
   constructor (readonly pool: Pool, readonly fromOptions: FastifyReplyFromHooks, readonly client: UpstreamClient) {}
 }

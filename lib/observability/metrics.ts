@@ -6,6 +6,7 @@ import { HistogramSeries, LiveHistogram, liveMetric, type Emit, type Labels } fr
 import type { MetricsRegistry, ResolvedMetricsOptions } from './options'
 import type { FailureKind, MembershipChange, OverloadCounts, Pool, RetryCounts } from '../pool/pool'
 import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
+import { MIRROR_RESULTS } from '../forward/mirror-options'
 import { passesHealth } from '../pool/serving'
 import type { Target } from '../pool/target'
 import { TUNNEL_RESULTS } from '../pool/tunnels'
@@ -102,6 +103,7 @@ class PoolSeries {
   readonly overloadLabels: Labels[]
   readonly fallbackLabels: Labels[]
   readonly circuitLabels: Labels[]
+  readonly mirrorLabels: Labels[]
 
   constructor (readonly pool: Pool) {
     const name = pool.name
@@ -112,6 +114,7 @@ class PoolSeries {
     this.overloadLabels = OVERLOAD_REASONS.map((r) => ({ pool: name, reason: r }))
     this.fallbackLabels = UNAVAILABLE_REASONS.map((r) => ({ pool: name, reason: r }))
     this.circuitLabels = CIRCUIT_STATES.map((s) => ({ pool: name, to: s }))
+    this.mirrorLabels = MIRROR_RESULTS.map((r) => ({ pool: name, result: r }))
   }
 
   /** The series of the pool's current members, once per id, in id order. */
@@ -182,7 +185,7 @@ export class LbMetrics {
     const names = ['requests_total', 'request_duration_seconds', 'in_flight_requests', 'target_healthy', 'target_weight',
       'target_enabled', 'upstream_errors_total', 'retries_total', 'no_target_total', 'health_checks_total', 'health_transitions_total',
       'ejections_total', 'affinity_total', 'target_priority', 'target_full', 'serving_tier', 'queue_length', 'overloaded_total',
-      'fallback_total', 'circuit_state', 'circuit_transitions_total', 'websocket_connections', 'websocket_total', 'split_total', 'split_weight']
+      'fallback_total', 'circuit_state', 'circuit_transitions_total', 'websocket_connections', 'websocket_total', 'split_total', 'split_weight', 'mirror_total']
     for (const name of names) {
       if (registry.getSingleMetric(p + name) !== undefined) {
         throw invalidOption('(plugin)', 'metrics.prefix', p, `the registry already holds a metric named ${p + name}`)
@@ -285,6 +288,14 @@ export class LbMetrics {
         for (const pool of this.pools) {
           const counts = pool.pool.breaker?.transitions
           if (counts !== undefined) CIRCUIT_STATES.forEach((s, i) => emit(pool.circuitLabels[i], counts[s]))
+        }
+      })
+    liveMetric('counter', registry, p + 'mirror_total',
+      'Copies of the pool\'s requests sent to its mirror pool, by result: answered, failed, timeout, skipped (a body over maxBody, or no target in the mirror pool).',
+      ['pool', 'result'], (emit) => {
+        for (const pool of this.pools) {
+          const counts = pool.pool.mirrored
+          if (counts !== null) MIRROR_RESULTS.forEach((r, i) => emit(pool.mirrorLabels[i], counts[r]))
         }
       })
     liveMetric('counter', registry, p + 'split_total', 'Requests a route\'s split sent to each pool (match rules included).',

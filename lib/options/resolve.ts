@@ -20,6 +20,7 @@ import {
 import { resolveDiscovery, type DiscoveryOptions, type ResolvedDiscovery } from '../discovery/options'
 import { resolveRewriteLocation } from '../forward/location-rewrite'
 import { resolveFallback, type FallbackOptions, type ResolvedFallback } from '../forward/fallback-options'
+import { resolveMirror, type MirrorOptions, type ResolvedMirror } from '../forward/mirror-options'
 import { resolveCircuitBreaker, type CircuitBreakerOptions, type ResolvedCircuitBreaker } from '../breaker/options'
 
 /** A target as configured: a URL, or a URL with a weight, an id, a connection limit and a tier. */
@@ -153,6 +154,8 @@ export interface PoolOptions {
    * with http ones. WebSocket upgrades still go over HTTP/1.1. See docs/websocket.md.
    */
   http2?: boolean
+  /** Copies of the pool's requests to another pool, fire and forget (default: none). See docs/traffic.md. */
+  mirror?: MirrorOptions | false
 }
 
 export interface LbOptions {
@@ -236,6 +239,7 @@ export interface ResolvedPoolOptions {
   /** 0: never. */
   tunnelIdleTimeout: number
   http2: boolean
+  mirror: ResolvedMirror | null
 }
 
 export const DEFAULT_ALGORITHM: AlgorithmName = 'least-connections'
@@ -252,7 +256,7 @@ const ID_RULE = 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -'
 const MAX_URL_LENGTH = 2048
 const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation', 'maxInFlight', 'queue', 'fallback',
-  'overprovisioningFactor', 'circuitBreaker', 'drainTimeout', 'tunnelIdleTimeout', 'http2'])
+  'overprovisioningFactor', 'circuitBreaker', 'drainTimeout', 'tunnelIdleTimeout', 'http2', 'mirror'])
 
 const ALGORITHMS = Object.keys(algorithms) as AlgorithmName[]
 
@@ -429,7 +433,8 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
     circuitBreaker: resolveCircuitBreaker(name, r.value('circuitBreaker')),
     drainTimeout: r.integer('drainTimeout', 30_000, 0, 86_400_000),
     tunnelIdleTimeout: r.integer('tunnelIdleTimeout', 300_000, 0, 86_400_000),
-    http2: r.optionalBoolean('http2') ?? false
+    http2: r.optionalBoolean('http2') ?? false,
+    mirror: resolveMirror(name, r.value('mirror'))
   }
 }
 

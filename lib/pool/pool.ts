@@ -15,6 +15,7 @@ import { Tiers, type TierBalancers } from './tiers'
 import { WaitQueue, type Waiter } from './queue'
 import { UNAVAILABLE_REASONS, type UnavailableReason } from '../forward/fallback-options'
 import { Tunnels } from './tunnels'
+import type { MirrorResult } from '../forward/mirror-options'
 
 /**
  * How a try ended without an answer, for passive health and metrics. The
@@ -167,6 +168,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly needsIp: boolean
   /** @internal The pool's cookie affinity; null without the `affinity` option. */
   readonly affinity: Affinity | null
+  /** @internal What became of the copies of its requests (the `mirror` option); null without one. */
+  readonly mirrored: Record<MirrorResult, number> | null
   /** @internal Open WebSocket tunnels by target, ended by a drain's timeout or the gateway closing. */
   readonly tunnels: Tunnels
   /** @internal The pool's circuit breaker; null without the `circuitBreaker` option. */
@@ -213,6 +216,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.affinity = options.affinity === null ? null : new Affinity(this, options.affinity)
     this.breaker = options.circuitBreaker === null ? null : new CircuitBreaker(this, options.circuitBreaker)
     this.tunnels = new Tunnels(options.drainTimeout)
+    this.mirrored = options.mirror === null ? null : { answered: 0, failed: 0, timeout: 0, skipped: 0 }
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,
       balanceFactor: options.balanceFactor,

@@ -10,7 +10,8 @@ import { resolvePoolOptions, type ResolvedLbOptions } from '../options/resolve'
 import { Pool } from '../pool/pool'
 import { HealthRegistry } from '../health/registry'
 import { readRawBody, restoreHeaders } from '../forward/request-body'
-import type { UpstreamClient } from '../forward/upstream'
+import type { UpstreamClient } from '../forward/upstream-client'
+import { Mirror, MirrorClient } from '../forward/mirror'
 import { UpgradeRoutes } from '../tunnel/upgrades'
 import { Split, unknownSplitPool, type SplitView } from './split'
 import { isSplit, resolveSplit } from './split-options'
@@ -44,6 +45,8 @@ export class LoadBalancer {
   private readonly upstreams = new Map<Pool, Upstream>()
   private readonly poolListeners: Array<(pool: Pool) => void> = []
   private readonly client: UpstreamClient
+  /** @internal The connections of mirrored copies, closed with the gateway. */
+  readonly mirrorClient: MirrorClient
   /** @internal The routes whose WebSocket upgrades the plugin tunnels. */
   readonly upgrades = new UpgradeRoutes()
   /**
@@ -56,6 +59,7 @@ export class LoadBalancer {
     this.readsRawBodies = readsRawBodies
     this.health = new HealthRegistry(options.tls)
     this.client = { connectTimeout: options.connectTimeout, tls: options.tls }
+    this.mirrorClient = new MirrorClient(this.client)
     for (const spec of options.pools.values()) this.addPool(new Pool(spec))
     for (const upstream of this.upstreams.values()) this.wireFallback(upstream)
   }
@@ -104,9 +108,17 @@ export class LoadBalancer {
     return upstream
   }
 
-  /** A fallback that names a pool takes requests there: it must be another pool of the plugin's options. */
+  /** A fallback that names a pool takes requests there, a mirror copies them there: another pool of the plugin's options. */
   private wireFallback (upstream: Upstream): void {
     const pool = upstream.pool
+    const mirror = pool.options.mirror
+    if (mirror !== null) {
+      const to = this.pools.get(mirror.pool)
+      if (to === undefined || to === pool) {
+        throw invalidOption(pool.name, 'mirror.pool', mirror.pool, to === undefined ? 'names no pool of the plugin options' : 'names the pool itself')
+      }
+      upstream.mirror = new Mirror(mirror, to, pool.mirrored as NonNullable<Pool['mirrored']>, this.mirrorClient, pool.options.forwardedHeaders)
+    }
     const name = pool.options.fallback?.pool ?? null
     if (name === null) return
     const to = this.pools.get(name)

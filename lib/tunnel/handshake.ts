@@ -1,10 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import { dropRequestHopByHop, withForwardedHeaders } from '../forward/request-headers'
+import { copiedRequestHeaders, type ForwardedSource } from '../forward/request-headers'
 
-type Headers = Record<string, string | string[] | undefined>
-
-/** What the handshake's forwarding headers are made of: Fastify's request (see request-headers.ts). */
-type ForwardedSource = Parameters<typeof withForwardedHeaders>[0]
+type Headers = ReturnType<typeof copiedRequestHeaders>
 
 /**
  * The headers of a WebSocket upgrade as it goes to a target: the client's,
@@ -14,18 +11,7 @@ type ForwardedSource = Parameters<typeof withForwardedHeaders>[0]
  * and the client's `Upgrade`.
  */
 export function upgradeRequestHeaders (source: ForwardedSource, client: IncomingHttpHeaders, host: string, forwarded: boolean): Headers {
-  let headers: Headers = { ...client }
-  const listed = headers.connection
-  delete headers.connection
-  if (typeof listed === 'string') {
-    for (const token of listed.split(',')) {
-      const name = token.trim().toLowerCase()
-      if (name !== '' && name !== 'upgrade' && Object.hasOwn(headers, name)) delete headers[name]
-    }
-  }
-  dropRequestHopByHop(headers)
-  headers.host = host
-  if (forwarded) headers = withForwardedHeaders(source, headers)
+  const headers = copiedRequestHeaders(source, client, host, forwarded)
   headers.connection = 'Upgrade'
   headers.upgrade = client.upgrade
   return headers

@@ -61,9 +61,10 @@ test('by default /metrics and /lb/status are served, from a registry of the plug
   const names = new Set(res.text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]))
   t.same([...names].sort(), [
     'lb_affinity_total', 'lb_circuit_state', 'lb_circuit_transitions_total', 'lb_ejections_total', 'lb_fallback_total',
-    'lb_health_checks_total', 'lb_health_transitions_total', 'lb_in_flight_requests', 'lb_no_target_total', 'lb_overloaded_total',
-    'lb_queue_length', 'lb_request_duration_seconds', 'lb_requests_total', 'lb_retries_total', 'lb_serving_tier', 'lb_target_enabled',
-    'lb_target_full', 'lb_target_healthy', 'lb_target_priority', 'lb_target_weight', 'lb_upstream_errors_total'
+    'lb_health_checks_total', 'lb_health_transitions_total', 'lb_in_flight_requests', 'lb_mirror_total', 'lb_no_target_total', 'lb_overloaded_total',
+    'lb_queue_length', 'lb_request_duration_seconds', 'lb_requests_total', 'lb_retries_total', 'lb_serving_tier', 'lb_split_total',
+    'lb_split_weight', 'lb_target_enabled', 'lb_target_full', 'lb_target_healthy', 'lb_target_priority', 'lb_target_weight',
+    'lb_upstream_errors_total', 'lb_websocket_connections', 'lb_websocket_total'
   ], 'the plugin’s metrics and nothing else (no process_* or nodejs_* metrics)')
   t.equal(gw.app.lb.metrics?.contentType, 'text/plain; version=0.0.4; charset=utf-8', 'app.lb.metrics is the registry')
   t.equal((await client.send(gw.url + '/lb/status')).status, 200)
