@@ -136,7 +136,7 @@ export interface AffinityPool {
  */
 export class Affinity {
   /** Results so far, for metrics read at scrape time; the pool also emits each one when someone listens. */
-  readonly counts: AffinityCounts = { hit: 0, miss: 0, reassigned: 0, rejected: 0 }
+  readonly counts: AffinityCounts
   /** Set-Cookie attributes for plain and secure connections. */
   private readonly attributes: readonly [string, string]
   /** `name=` of the Set-Cookie header. */
@@ -163,7 +163,9 @@ export class Affinity {
    */
   private readonly verifiedOn = new WeakMap<object, { value: string, keyIndex: number }>()
 
-  constructor (readonly pool: AffinityPool, readonly options: ResolvedAffinity) {
+  /** `counts`: those of the affinity this one replaces (pool.configure), so the metrics' counters go on. */
+  constructor (readonly pool: AffinityPool, readonly options: ResolvedAffinity, counts?: AffinityCounts) {
+    this.counts = counts ?? { hit: 0, miss: 0, reassigned: 0, rejected: 0 }
     this.attributes = [cookieAttributes(options, options.secure === true), cookieAttributes(options, options.secure !== false)]
     this.prefix = `${options.cookie}=`
   }

@@ -4,6 +4,8 @@ export interface Timed {
   deadline: number
   prevTimed: Timed | null
   nextTimed: Timed | null
+  /** The list it is in: a pool whose timeout changed holds its earlier items in the list they joined. */
+  timedIn: Deadlines | null
   /** The deadline passed before it was removed. */
   expire: () => void
 }
@@ -24,8 +26,14 @@ export class Deadlines {
 
   constructor (readonly ms: number) {}
 
+  /** Whether nothing waits in the list. */
+  get empty (): boolean {
+    return this.head === null
+  }
+
   add (item: Timed, now: number): void {
     item.deadline = now + this.ms
+    item.timedIn = this
     item.nextTimed = null
     item.prevTimed = this.tail
     if (this.tail === null) this.head = item
@@ -39,11 +47,14 @@ export class Deadlines {
     return this.head
   }
 
-  /** Takes an item out; one that is not in the list is left alone (false). */
+  /** Takes an item out, from the list it joined; one that is in no list is left alone (false). */
   remove (item: Timed): boolean {
+    const list = item.timedIn
+    if (list !== this) return list !== null && list.remove(item)
     const prev = item.prevTimed
     const next = item.nextTimed
     if (prev === null && this.head !== item) return false
+    item.timedIn = null
     if (prev === null) this.head = next
     else prev.nextTimed = next
     if (next === null) this.tail = prev

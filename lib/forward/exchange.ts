@@ -7,7 +7,7 @@ import { classifyFailure } from './failure'
 import { answers, noAnswerMessage, timedOutMessage } from '../errors'
 import type { FailureKind, Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
-import type { Timed } from './deadlines'
+import type { Deadlines, Timed } from './deadlines'
 import { Try, type TryOwner } from './try'
 import { UpstreamBody } from './upstream-body'
 import { decideRetry } from './retry-decision'
@@ -54,6 +54,7 @@ export class Exchange implements TryOwner, Timed {
   deadline = 0
   prevTimed: Timed | null = null
   nextTimed: Timed | null = null
+  timedIn: Deadlines | null = null
   /** A retry waiting out its back-off, and the target it was decided for. */
   private backoff: NodeJS.Timeout | null = null
   private waitingFor: Target | null = null

@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Timed } from './deadlines'
+import type { Deadlines, Timed } from './deadlines'
 import type { Pool } from '../pool/pool'
 import type { Waiter } from '../pool/queue'
 import type { Target } from '../pool/target'
@@ -48,6 +48,7 @@ export class RequestState implements ExchangeSource, Waiter {
   deadline = 0
   prevTimed: Timed | null = null
   nextTimed: Timed | null = null
+  timedIn: Deadlines | null = null
 
   constructor (readonly request: FastifyRequest, readonly answer: FastifyReply) {}
 

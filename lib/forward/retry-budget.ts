@@ -18,9 +18,15 @@ export class RetryBudget {
   private readonly retries = new Uint32Array(BUDGET_WINDOW_SECONDS)
   private second = 0
   private slot = 0
-  private readonly reserve: number
+  private reserve: number
 
-  constructor (readonly percent: number, readonly minPerSecond: number, private readonly clock: () => number = Date.now) {
+  constructor (private percent: number, minPerSecond: number, private readonly clock: () => number = Date.now) {
+    this.reserve = minPerSecond * BUDGET_WINDOW_SECONDS
+  }
+
+  /** New terms (pool.configure): the requests and retries of the window count on under them. */
+  retune (percent: number, minPerSecond: number): void {
+    this.percent = percent
     this.reserve = minPerSecond * BUDGET_WINDOW_SECONDS
   }
 

@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks'
 import type { IncomingHttpHeaders } from 'node:http'
 import { errors, type Dispatcher } from 'undici'
-import type { Timed } from './deadlines'
+import type { Deadlines, Timed } from './deadlines'
 import { classifyFailure, refusedByClient } from './failure'
 import { answerHeaders } from './hop-by-hop'
 import type { FailureKind, Pool } from '../pool/pool'
@@ -97,6 +97,7 @@ export class Try extends AsyncResource implements Dispatcher.DispatchHandler, Bo
   deadline = 0
   prevTimed: Timed | null = null
   nextTimed: Timed | null = null
+  timedIn: Deadlines | null = null
 
   /** `reserved`: the request took its slot of target when it was picked (pools with limits); the try takes it over. */
   constructor (readonly owner: TryOwner, readonly target: Target, readonly budgeted: boolean, reserved = false) {

@@ -40,6 +40,12 @@ export interface HealthWatcher {
   checked: (target: Target, ok: boolean, changed: boolean, healthy: boolean, lastCheck: LastCheck) => void
 }
 
+/** The state a check new to a target starts from when the target already has one (pool.configure changed its checks). */
+export interface HealthSeed {
+  healthy: boolean
+  lastCheck: LastCheck | null
+}
+
 /** Who follows a monitor: the check lists that include its check. */
 export interface MonitorListener {
   /** `reason` says why the monitor is in its state now, for a transition it may cause. */
@@ -77,13 +83,16 @@ export class Monitor {
   private timer: NodeJS.Timeout | null = null
   private cancel: CancelCheck | null = null
   private stopped = false
+  /** Whether the state is a guess: then the first check decides alone. A seeded state is a history to smooth. */
+  private guessed: boolean
 
-  constructor (target: Target, check: ResolvedHealthCheck, index: number, tls: ResolvedTls, report: (event: CheckEvent) => void) {
+  constructor (target: Target, check: ResolvedHealthCheck, index: number, tls: ResolvedTls, report: (event: CheckEvent) => void, seed?: HealthSeed) {
     this.id = target.id
     this.url = target.url
     this.check = check
     this.index = index
-    this.healthy = check.initialState === 'healthy'
+    this.healthy = seed?.healthy ?? check.initialState === 'healthy'
+    this.guessed = seed === undefined
     this.endpoint = endpointOf(target.origin, target.basePath, check.port)
     this.tls = tls
     this.report = report
@@ -129,7 +138,8 @@ export class Monitor {
 
   private finish (error: string | undefined, durationMs: number): void {
     const ok = error === undefined
-    const first = this.lastCheck === null
+    const first = this.guessed
+    this.guessed = false
     if (ok) {
       this.passes++
       this.fails = 0

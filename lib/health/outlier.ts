@@ -32,21 +32,36 @@ export class OutlierDetector {
   private readonly ejections = new Map<Target, Ejection>()
   private ejectedNow = 0
   private closed = false
-  private readonly connect: boolean
-  private readonly timeout: boolean
-  private readonly reset: boolean
-  private readonly status5xx: boolean
+  private connect = false
+  private timeout = false
+  private reset = false
+  private status5xx = false
 
   constructor (
     private readonly pool: Pool,
-    private readonly options: ResolvedOutlierDetection,
+    private options: ResolvedOutlierDetection,
     private readonly log: () => Logger | null
   ) {
+    this.retune(options)
+    pool.onResult(this.onResult)
+  }
+
+  /** New thresholds (pool.configure): ejections under way and failure counts carry on under them. */
+  retune (options: ResolvedOutlierDetection): void {
+    this.options = options
     this.connect = options.failOn.has('connect')
     this.timeout = options.failOn.has('timeout')
     this.reset = options.failOn.has('reset')
     this.status5xx = options.failOn.has('5xx')
-    pool.onResult(this.onResult)
+  }
+
+  /** Outlier detection is switched off (pool.configure): ejected targets return and results are no longer read. */
+  stop (): void {
+    this.pool.offResult(this.onResult)
+    this.pool.batch(() => {
+      for (const target of this.ejections.keys()) this.uneject(target, 'outlier detection switched off')
+    })
+    this.close()
   }
 
   private readonly onResult = (target: Target, status: number, failure: FailureKind | null): void => {

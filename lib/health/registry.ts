@@ -4,7 +4,7 @@ import type { Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import type { ResolvedTls } from '../options/tls'
 import { CheckList } from './check-list'
-import { Monitor, type CheckEvent, type HealthWatcher, type TransitionEvent } from './monitor'
+import { Monitor, type CheckEvent, type HealthSeed, type HealthWatcher, type TransitionEvent } from './monitor'
 import type { ResolvedHealthCheck } from './options'
 import { PoolHealth } from './pool-health'
 
@@ -53,13 +53,14 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
 
   /**
    * Makes target follow the shared state of its URL under every check of
-   * `checks`, checking it from now on under each check nobody ran yet.
+   * `checks`, checking it from now on under each check nobody ran yet (from
+   * `seed`'s state when given, else from the check's initial state).
    */
-  watch (target: Target, checks: readonly ResolvedHealthCheck[], watcher: HealthWatcher): CheckList {
+  watch (target: Target, checks: readonly ResolvedHealthCheck[], watcher: HealthWatcher, seed?: HealthSeed): CheckList {
     const key = listKey(target, checks)
     let list = this.lists.get(key)
     if (list === undefined) {
-      list = new CheckList(target, checks.map((check, i) => this.monitor(target, check, i)), this.transition)
+      list = new CheckList(target, checks.map((check, i) => this.monitor(target, check, i, seed)), this.transition)
       for (const monitor of list.monitors) monitor.listeners.add(list)
       this.lists.set(key, list)
     }
@@ -82,11 +83,11 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
     }
   }
 
-  private monitor (target: Target, check: ResolvedHealthCheck, index: number): Monitor {
+  private monitor (target: Target, check: ResolvedHealthCheck, index: number, seed: HealthSeed | undefined): Monitor {
     const key = monitorKey(target, check)
     let monitor = this.monitorsByKey.get(key)
     if (monitor === undefined) {
-      monitor = new Monitor(target, check, index, this.tls, this.check)
+      monitor = new Monitor(target, check, index, this.tls, this.check, seed)
       this.monitorsByKey.set(key, monitor)
       if (this.started && !this.closed) monitor.start()
     }

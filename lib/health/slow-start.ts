@@ -44,6 +44,14 @@ export class SlowStart {
     if (this.ramping.size === 0) this.stopTimer()
   }
 
+  /** Slow start changes or is switched off (pool.configure): ramps under way end at full weight. */
+  finish (): void {
+    this.pool.batch(() => {
+      for (const target of this.ramping) this.pool.setEffectiveWeight(target, target.weight, 0)
+    })
+    this.close()
+  }
+
   close (): void {
     this.closed = true
     this.ramping.clear()

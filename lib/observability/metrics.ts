@@ -1,4 +1,3 @@
-import type { Affinity } from '../affinity/affinity'
 import { CIRCUIT_STATES } from '../breaker/breaker'
 import { invalidOption } from '../errors'
 import type { HealthRegistry } from '../health/registry'
@@ -97,7 +96,6 @@ class PoolSeries {
    */
   readonly byTarget = new WeakMap<Target, TargetSeries>()
   readonly byId = new Map<string, TargetSeries>()
-  readonly affinity: Affinity | null
   readonly affinityLabels: Labels[]
   readonly retryLabels: Labels[]
   readonly overloadLabels: Labels[]
@@ -108,7 +106,6 @@ class PoolSeries {
   constructor (readonly pool: Pool) {
     const name = pool.name
     this.labels = { pool: name }
-    this.affinity = pool.affinity
     this.affinityLabels = AFFINITY_RESULTS.map((r) => ({ pool: name, result: r }))
     this.retryLabels = RETRY_RESULTS.map((r) => ({ pool: name, result: r }))
     this.overloadLabels = OVERLOAD_REASONS.map((r) => ({ pool: name, reason: r }))
@@ -272,7 +269,7 @@ export class LbMetrics {
     liveMetric('counter', registry, p + 'affinity_total', 'Requests of pools with affinity, by what became of the affinity cookie (hit, miss, reassigned, rejected).',
       ['pool', 'result'], (emit) => {
         for (const pool of this.pools) {
-          const counts = pool.affinity?.counts
+          const counts = pool.pool.affinity?.counts
           if (counts !== undefined) AFFINITY_RESULTS.forEach((r, i) => emit(pool.affinityLabels[i], counts[r]))
         }
       })

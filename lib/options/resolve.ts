@@ -208,6 +208,8 @@ export interface ResolvedBackoff {
 
 export interface ResolvedPoolOptions {
   name: string
+  /** The options as given (a shallow copy): pool.configure() applies a change to them and resolves them again. */
+  source: Readonly<Record<string, unknown>>
   targets: ResolvedTarget[]
   algorithm: AlgorithmName
   hashKey: HashKeySource
@@ -254,7 +256,7 @@ const ID_RULE = 'must be 1 to 64 characters of A-Z a-z 0-9 . _ ~ -'
  * page: a longer one is a mistake (servers refuse request lines of some KiB), not a target.
  */
 const MAX_URL_LENGTH = 2048
-const POOL_KEYS = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
+export const POOL_KEYS: ReadonlySet<string> = new Set(['targets', 'algorithm', 'hashKey', 'hashFallback', 'balanceFactor', 'pointsPerWeight', 'tableSize', 'timeout', 'sendTimeout', 'forwardedHeaders', 'bufferLimit', 'retry', 'affinity',
   'healthCheck', 'outlierDetection', 'slowStart', 'panicThreshold', 'discovery', 'rewriteLocation', 'maxInFlight', 'queue', 'fallback',
   'overprovisioningFactor', 'circuitBreaker', 'drainTimeout', 'tunnelIdleTimeout', 'http2', 'mirror'])
 
@@ -407,6 +409,7 @@ export function resolvePoolOptions (name: string, input: unknown): ResolvedPoolO
   const balanceFactor = (r.value('balanceFactor') ?? 0) === 0 ? 0 : r.number('balanceFactor', undefined, 1, 100)
   return {
     name,
+    source: { ...r.spec },
     targets: resolveTargets(name, r.value('targets')),
     algorithm,
     hashKey: resolveKeySource(r, 'hashKey'),

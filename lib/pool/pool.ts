@@ -16,6 +16,7 @@ import { WaitQueue, type Waiter } from './queue'
 import { UNAVAILABLE_REASONS, type UnavailableReason } from '../forward/fallback-options'
 import { Tunnels } from './tunnels'
 import type { MirrorResult } from '../forward/mirror-options'
+import { BALANCING_KEYS, resolvePolicy, type PolicyChange, type PoolPolicy } from './policy'
 
 /**
  * How a try ended without an answer, for passive health and metrics. The
@@ -66,6 +67,8 @@ export interface PoolEvents {
   discovery: [DiscoveryEvent]
   /** The circuit breaker changed state (docs/circuit-breaker.md). */
   circuit: [CircuitEvent]
+  /** configure() changed the pool's policy (docs/traffic.md). */
+  configure: [PolicyChange]
 }
 
 /** Why a request was refused for load, by the `reason` of `lb_overloaded_total`. */
@@ -132,7 +135,6 @@ function byId (a: Target, b: Target): number {
  */
 export class Pool extends EventEmitter<PoolEvents> {
   readonly name: string
-  readonly options: ResolvedPoolOptions
   /** @internal Sum of in-flight requests over all members. */
   inFlight = 0
   /** @internal Retries of sent requests now in flight. */
@@ -150,24 +152,24 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** @internal Requests a fallback answered, by reason. */
   readonly fallbacks: Record<UnavailableReason, number> = Object.fromEntries(UNAVAILABLE_REASONS.map((r) => [r, 0])) as Record<UnavailableReason, number>
   /** @internal Requests waiting for a slot; null without the `queue` option. */
-  readonly waiting: WaitQueue | null
+  waiting: WaitQueue | null
   /**
    * @internal Whether requests take their slot when their target is picked (before the route's other hooks)
    * rather than when their first try is sent: only with limits, which must count every request that holds a slot.
    */
   limited: boolean
   /** @internal Every try's deadline: the pool's timeout from the moment it is sent, waiting for a connection included. */
-  readonly deadlines: Deadlines
+  deadlines: Deadlines
   /** @internal Every request's `retry.deadline`, from its first try on, across its tries; null without one. */
-  readonly requestDeadlines: Deadlines | null
+  requestDeadlines: Deadlines | null
   /** @internal Draws the jitter of retry back-offs; a test replaces it to fix the sequence. */
   random: () => number = Math.random
   /** @internal Whether picks read a hash key (hashing algorithms): the front-end reads it only then. */
-  readonly needsKey: boolean
+  needsKey = false
   /** @internal Whether picks read the client address (ip-hash, or `hashKey: 'ip'`). */
-  readonly needsIp: boolean
+  needsIp = false
   /** @internal The pool's cookie affinity; null without the `affinity` option. */
-  readonly affinity: Affinity | null
+  affinity: Affinity | null
   /** @internal What became of the copies of its requests (the `mirror` option); null without one. */
   readonly mirrored: Record<MirrorResult, number> | null
   /** @internal Open WebSocket tunnels by target, ended by a drain's timeout or the gateway closing. */
@@ -188,13 +190,15 @@ export class Pool extends EventEmitter<PoolEvents> {
   private membersUnsorted = false
   private membersDeparted = false
   private readonly byIdMap = new Map<string, Target>()
+  /** The options now: those it was created with, as configure() changed them since. */
+  private policy: ResolvedPoolOptions
   /** The targets by tier, each tier with its balancers; one tier unless targets have priorities. */
-  private readonly tiers: Tiers
+  private tiers!: Tiers
   /** Whether the algorithm skips tried targets itself (see Balancer.skipsTried). */
-  private readonly skipsTried: boolean
+  private skipsTried = false
   /** Tables rebuilt in whole (rings, Maglev) keep full targets and pass over them per pick (see Tiers). */
-  private readonly keepsFull: boolean
-  private readonly maxInFlight: number
+  private keepsFull = false
+  private maxInFlight: number
   /** Targets that pass the serving rule (in panic: that are live), and how many of them have room. */
   private serving = 0
   private servingWithRoom = 0
@@ -209,7 +213,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   constructor (options: ResolvedPoolOptions) {
     super()
     this.name = options.name
-    this.options = options
+    this.policy = options
     this.retryBudget = new RetryBudget(options.retry.budgetPercent, options.retry.minRetriesPerSecond)
     this.deadlines = new Deadlines(options.timeout)
     this.requestDeadlines = options.retry.deadline === 0 ? null : new Deadlines(options.retry.deadline)
@@ -217,6 +221,55 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.breaker = options.circuitBreaker === null ? null : new CircuitBreaker(this, options.circuitBreaker)
     this.tunnels = new Tunnels(options.drainTimeout)
     this.mirrored = options.mirror === null ? null : { answered: 0, failed: 0, timeout: 0, skipped: 0 }
+    this.buildTiers()
+    this.maxInFlight = options.maxInFlight === 0 ? Infinity : options.maxInFlight
+    this.waiting = options.queue === null ? null : new WaitQueue(options.queue.size, options.queue.timeout)
+    this.limited = options.maxInFlight !== 0
+    this.batch(() => {
+      for (const spec of options.targets) this.insert(newTarget(spec))
+    })
+  }
+
+  /** The pool's options: those it was created with, as configure() changed them since. */
+  get options (): ResolvedPoolOptions {
+    return this.policy
+  }
+
+  /**
+   * Changes the pool's policy while it serves: the algorithm and hash key,
+   * timeouts, retries, affinity, health checks, outlier detection, slow start,
+   * limits and the queue (PoolPolicy). `partial` is checked as the plugin's
+   * options are: a bad value throws FST_LB_INVALID_OPTION and changes nothing.
+   * Otherwise it applies at once, in one step no request sees half of: new
+   * requests follow the new policy, requests in flight end under the timeouts
+   * they started with, members keep their state (health of targets whose check
+   * did not change, counters, ejections). Emits 'configure'.
+   */
+  configure (partial: PoolPolicy): PolicyChange {
+    const { options, changed } = resolvePolicy(this.policy, partial)
+    const change: PolicyChange = { pool: this.name, changed, at: Date.now() }
+    if (changed.length === 0) return change
+    const previous = this.policy
+    this.policy = options
+    const touched = new Set<string>(changed)
+    this.batch(() => {
+      if (changed.some((key) => BALANCING_KEYS.has(key))) {
+        this.buildTiers()
+        this.refresh()
+      }
+      if (touched.has('maxInFlight') || touched.has('queue')) this.applyLimits()
+      if (touched.has('retry')) this.applyRetry(previous)
+      if (options.timeout !== previous.timeout) this.deadlines = new Deadlines(options.timeout)
+      if (touched.has('affinity')) this.affinity = options.affinity === null ? null : new Affinity(this, options.affinity, this.affinity?.counts)
+      this.tunnels.drainTimeout = options.drainTimeout
+    })
+    this.emit('configure', change)
+    return change
+  }
+
+  /** The balancers of the pool's algorithm, fresh; the members fill them at the next rebuild. */
+  private buildTiers (): void {
+    const options = this.policy
     const balancerOptions = {
       pointsPerWeight: options.pointsPerWeight,
       balanceFactor: options.balanceFactor,
@@ -233,12 +286,32 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.tiers = new Tiers(make, options.overprovisioningFactor, options.panicThreshold, this.keepsFull, first)
     this.needsKey = hashKey
     this.needsIp = clientAddress || (hashKey && options.hashKey === 'ip')
-    this.maxInFlight = options.maxInFlight === 0 ? Infinity : options.maxInFlight
-    this.waiting = options.queue === null ? null : new WaitQueue(options.queue.size, options.queue.timeout)
-    this.limited = options.maxInFlight !== 0
-    this.batch(() => {
-      for (const spec of options.targets) this.insert(newTarget(spec))
-    })
+  }
+
+  private applyRetry (previous: ResolvedPoolOptions): void {
+    const retry = this.policy.retry
+    this.retryBudget.retune(retry.budgetPercent, retry.minRetriesPerSecond)
+    // Requests under way keep the deadline they started with: their list holds them until they end.
+    if (retry.deadline !== previous.retry.deadline) this.requestDeadlines = retry.deadline === 0 ? null : new Deadlines(retry.deadline)
+  }
+
+  private applyLimits (): void {
+    const { maxInFlight, queue } = this.policy
+    this.maxInFlight = maxInFlight === 0 ? Infinity : maxInFlight
+    // Never back: requests that took their slot at the pick must find it taken at the pick (see `limited`).
+    if (maxInFlight !== 0) this.limited = true
+    const waiting = this.waiting
+    if (queue === null) {
+      this.waiting = null
+      // No queue to wait in any more: those waiting are refused, as if their wait had run out.
+      if (waiting !== null) for (const waiter of waiting.entries()) waiter.expire()
+    } else if (waiting === null) {
+      this.waiting = new WaitQueue(queue.size, queue.timeout)
+    } else {
+      waiting.resize(queue.size, queue.timeout)
+    }
+    // The rebuild counts room again and admits those waiting if there is some now.
+    this.refresh()
   }
 
   /** Every member, sorted by id, including ineligible and draining ones. */
@@ -386,6 +459,12 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** @internal Called with how every try ended (passive health, metrics). */
   onResult (listener: ResultListener): void {
     this.resultListeners.push(listener)
+  }
+
+  /** @internal Stops calling a listener onResult() added. */
+  offResult (listener: ResultListener): void {
+    const i = this.resultListeners.indexOf(listener)
+    if (i !== -1) this.resultListeners.splice(i, 1)
   }
 
   /** @internal Reports how a try ended: feeds failure counters, latency and every listener. */

@@ -18,9 +18,14 @@ export interface Waiter extends Timed, PickInput {
 export class WaitQueue {
   /** Requests waiting now. */
   length = 0
-  private readonly list: Deadlines
+  private list: Deadlines
+  /**
+   * Entries that joined before the timeout changed, each generation in the list
+   * of its timeout (so each list keeps its order of deadlines); they come first.
+   */
+  private earlier: Deadlines[] = []
 
-  constructor (readonly size: number, readonly timeout: number) {
+  constructor (public size: number, public timeout: number) {
     this.list = new Deadlines(timeout)
   }
 
@@ -34,6 +39,11 @@ export class WaitQueue {
 
   /** The request that has waited longest, or null. */
   first (): Waiter | null {
+    const earlier = this.earlier
+    while (earlier.length > 0) {
+      if (!earlier[0].empty) return earlier[0].first() as Waiter
+      earlier.shift()
+    }
     return this.list.first() as Waiter | null
   }
 
@@ -47,5 +57,26 @@ export class WaitQueue {
   /** An entry's deadline passed: the list took it out before calling its expire(). */
   expired (): void {
     this.length--
+  }
+
+  /**
+   * New limits (pool.configure): the size holds for the next request to come
+   * (those waiting beyond it keep their place), the timeout for entries that
+   * join from now on; those waiting keep the deadline they joined with.
+   */
+  resize (size: number, timeout: number): void {
+    this.size = size
+    if (timeout === this.timeout) return
+    this.timeout = timeout
+    if (!this.list.empty) this.earlier.push(this.list)
+    this.list = new Deadlines(timeout)
+  }
+
+  /** Every entry, oldest first (a queue being switched off refuses them). */
+  * entries (): Generator<Waiter> {
+    for (let w = this.first(); w !== null; w = this.first()) {
+      this.remove(w)
+      yield w
+    }
   }
 }

@@ -25,7 +25,8 @@ export class Tunnels {
   /** Open tunnels over every target. */
   size = 0
 
-  constructor (private readonly drainTimeout: number) {}
+  /** `drainTimeout`: the pool's option, which configure() may change. */
+  constructor (public drainTimeout: number) {}
 
   /** Called with how every upgrade ended on a target (the metrics count them). */
   onResult (listener: TunnelListener): void {

@@ -102,6 +102,7 @@ export class LoadBalancer {
 
   private addPool (pool: Pool): Upstream {
     const upstream = new Upstream(pool, buildFromOptions(pool.options.timeout), this.client)
+    pool.on('configure', () => { upstream.fromOptions.timeout = pool.options.timeout })
     this.upstreams.set(pool, upstream)
     this.pools.set(pool.name, pool)
     for (const listener of this.poolListeners) listener(pool)

@@ -9,6 +9,7 @@ class Item implements Timed {
   deadline = 0
   prevTimed: Timed | null = null
   nextTimed: Timed | null = null
+  timedIn: Deadlines | null = null
   onExpire: () => void = () => {}
   constructor (readonly name: string, readonly expired: string[]) {}
   expire (): void {

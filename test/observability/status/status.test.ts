@@ -43,7 +43,8 @@ test('JSON for machines: every pool with its algorithm, every target with its st
     slowStartUntil: null,
     priority: 0,
     maxConnections: 0,
-    full: false
+    full: false,
+    tunnels: 0
   }
   const unlimited = { servingTier: 0, maxInFlight: 0, queued: null, overloaded: { full: 0, queueFull: 0, queueTimeout: 0 }, fallbacks: null }
   t.same(body.pools.map((p) => ({ ...p, targets: p.targets.map((x) => ({ ...x, ewmaMs: typeof x.ewmaMs })) })), [
