@@ -111,3 +111,8 @@ export type { SplitView } from './route/split'
 export type { MetricsOptions, StatusOptions, StatusHistoryOptions, RouteGuard } from './observability/options'
 export type { StatusReport, PoolStatus, CircuitStatus, TargetStatus, HistoryReport, TargetHistory } from './observability/status-report'
 export { InvalidOptionError, UnknownPoolError } from './errors'
+
+// CommonJS: `require('fastify-lb')` is the plugin itself, carrying every export (`.default`, `.fastifyLb`, `.forward`,
+// ...), as the @fastify/* plugins are, so `app.register(require('fastify-lb'))` works. Last in the file: tsc has set
+// every export on `exports` by now. index.mts gives ESM importers the same object.
+module.exports = Object.assign(fastifyLb, exports)
