@@ -95,7 +95,7 @@ export default fastifyLb
 export { fastifyLb, forward, LoadBalancer }
 export type { LbOptions, PoolOptions, RetryOptions, BackoffOptions, TargetInput, HashKeySource } from './options/resolve'
 export type { LbTarget, Target } from './pool/target'
-export type { AffinityOptions } from './affinity/options'
+export type { AffinityOptions, CookieSigner } from './affinity/options'
 export type { AffinityCounts, AffinityResult } from './affinity/affinity'
 export type { Pool, PoolEvents, PoolStats, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool/pool'
 export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } from './health/options'
