@@ -2,5 +2,7 @@
 
 module.exports = require('neostandard')({
   ts: true,
+  filesTs: ['**/*.mts'],
+  files: ['**/*.mts'],
   ignores: ['dist/**', 'coverage/**', '.tap/**', 'node_modules/**']
 })

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path'
 import Fastify, { type FastifyInstance, type RouteHandlerMethod, type RouteShorthandOptions } from 'fastify'
 import replyFrom from '@fastify/reply-from'
-import fastifyCookie from '@fastify/cookie'
+import fastifyCookie, { Signer } from '@fastify/cookie'
 import lb from '../lib/index'
 import type { AlgorithmName } from '../lib/balancers/index'
 import type { PoolOptions } from '../lib/options/resolve'
@@ -42,6 +42,8 @@ export const DIAGNOSTICS: CaseInfo[] = [
   { name: `${BASELINE}+abort-hook`, label: 'baseline + a route onRequestAbort hook' },
   { name: `${BASELINE}+hooks`, label: 'baseline + all three' },
   { name: 'lb-one-upstream', label: 'fastify-lb round-robin over the baseline\'s one upstream' },
+  { name: 'lb-everything-signer', label: "fastify-lb everything on, returning clients, affinity signed by @fastify/cookie's Signer", sticky: true },
+  { name: 'lb-everything-new-signer', label: "fastify-lb everything on, new clients, affinity signed by @fastify/cookie's Signer" },
   { name: 'lb-round-robin-noxff', label: 'fastify-lb round-robin without X-Forwarded-* headers (forwardedHeaders: false)' }
 ]
 
@@ -132,6 +134,8 @@ export async function build (name: string, upstreams: string[]): Promise<Fastify
       ? everything(upstreams)
       : { targets: upstreams, algorithm: algorithm as AlgorithmName }
     if (noXff) pool.forwardedHeaders = false
+    // `-signer`: the affinity cookie signed by @fastify/cookie's Signer instead of the plugin's own HMAC.
+    if (algorithm.endsWith('-signer')) pool.affinity = { secret: new Signer(SECRET) }
     // Metrics and the status page are on by default; the benchmark keeps them.
     const plugin = name.startsWith('ref-') ? referencePlugin('LB_BENCH_REF') : name.startsWith('ref2-') ? referencePlugin('LB_BENCH_REF2') : lb
     await app.register(plugin, { pools: { bench: pool } })

@@ -95,7 +95,7 @@ export default fastifyLb
 export { fastifyLb, forward, LoadBalancer }
 export type { LbOptions, PoolOptions, RetryOptions, BackoffOptions, TargetInput, HashKeySource } from './options/resolve'
 export type { LbTarget, Target } from './pool/target'
-export type { AffinityOptions } from './affinity/options'
+export type { AffinityOptions, CookieSigner } from './affinity/options'
 export type { AffinityCounts, AffinityResult } from './affinity/affinity'
 export type { Pool, PoolEvents, PoolStats, MembershipChange, FailureKind, ResultListener, RetryCounts } from './pool/pool'
 export type { HealthCheckOptions, OutlierDetectionOptions, SlowStartOptions } from './health/options'
@@ -112,3 +112,8 @@ export type { SplitView } from './route/split'
 export type { MetricsOptions, StatusOptions, StatusHistoryOptions, RouteGuard } from './observability/options'
 export type { StatusReport, PoolStatus, CircuitStatus, TargetStatus, HistoryReport, TargetHistory } from './observability/status-report'
 export { InvalidOptionError, UnknownPoolError } from './errors'
+
+// CommonJS: `require('fastify-lb')` is the plugin itself, carrying every export (`.default`, `.fastifyLb`, `.forward`,
+// ...), as the @fastify/* plugins are, so `app.register(require('fastify-lb'))` works. Last in the file: tsc has set
+// every export on `exports` by now. index.mts gives ESM importers the same object.
+module.exports = Object.assign(fastifyLb, exports)

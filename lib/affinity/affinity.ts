@@ -1,5 +1,5 @@
-import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
 import type { ResolvedAffinity } from './options'
+import { ConnectionMemo } from './codec'
 import { readCookie } from '../balancers/hash/keys'
 import { hasRoom, mayServePinned } from '../pool/serving'
 import type { Target } from '../pool/target'
@@ -14,36 +14,6 @@ import type { PickInput } from '../balancers/balancer'
 export type AffinityResult = 'hit' | 'miss' | 'reassigned' | 'rejected'
 
 export type AffinityCounts = Record<AffinityResult, number>
-
-/** 24 bytes are 32 base64url characters without spare bits: each tag has one spelling only. */
-const TAG_BYTES = 24
-const TAG_CHARS = 32
-/** `<target id>.<expiry, base36 epoch seconds or 0>.<tag>`; ids are at most 64 characters. */
-const VALUE = /^[A-Za-z0-9._~-]{1,64}\.[0-9a-z]{1,9}\.[A-Za-z0-9_-]{32}$/
-const MAX_VALUE_LENGTH = 64 + 1 + 9 + 1 + TAG_CHARS
-
-function tag (key: KeyObject, cookie: string, expiry: string, id: string): Buffer {
-  // The cookie name is signed too: a value issued for one cookie is refused under another.
-  return createHmac('sha256', key).update(`${cookie}\n${expiry}\n${id}`).digest().subarray(0, TAG_BYTES)
-}
-
-/** The cookie value pinning a client to a target id until expiry (epoch seconds, 0 for none), signed with the first key. */
-export function signAffinity (options: ResolvedAffinity, id: string, expiry: number): string {
-  const exp = expiry.toString(36)
-  return `${id}.${exp}.${tag(options.keys[0], options.cookie, exp, id).toString('base64url')}`
-}
-
-/**
- * Equality in a time that does not depend on where two values differ: on a
- * connection shared by several clients (a proxy in front of the gateway), the
- * remembered value may be another client's valid cookie.
- */
-function sameValue (a: string, b: string): boolean {
-  if (a.length !== b.length) return false
-  let diff = 0
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i)
-  return diff === 0
-}
 
 function nowSeconds (): number {
   return Math.floor(Date.now() / 1000)
@@ -100,6 +70,8 @@ export interface AnswerHeaders {
 export interface AffinityExchange extends PickInput {
   /** The Cookie header as the client sent it. */
   readonly cookieHeader: string | undefined
+  /** The request's cookies when a cookie plugin parsed them (@fastify/cookie's `request.cookies`), else null. */
+  readonly cookies: Readonly<Record<string, unknown>> | null
   /** The client's connection: the value last verified on it needs no second HMAC. */
   readonly connection: object | null
   /** Whether the client reached the gateway over https (for `secure: 'auto'`). */
@@ -155,19 +127,15 @@ export class Affinity {
   private verifiedByOldKey = false
   /** The last pick refused a strictly pinned client because its target is full (read right after pick()). */
   pinnedFull = false
-  /**
-   * The last value verified on each connection. Verifying is a pure function of
-   * the value (and the time, checked every time), so an equal value needs no
-   * second HMAC, the costliest step of a request. An entry lives as long as its
-   * connection: nothing accumulates per client.
-   */
-  private readonly verifiedOn = new WeakMap<object, { value: string, keyIndex: number }>()
+  /** Signs and verifies cookie values, remembering the last one verified on each connection. */
+  private readonly codec: ConnectionMemo
 
   /** `counts`: those of the affinity this one replaces (pool.configure), so the metrics' counters go on. */
   constructor (readonly pool: AffinityPool, readonly options: ResolvedAffinity, counts?: AffinityCounts) {
     this.counts = counts ?? { hit: 0, miss: 0, reassigned: 0, rejected: 0 }
     this.attributes = [cookieAttributes(options, options.secure === true), cookieAttributes(options, options.secure !== false)]
     this.prefix = `${options.cookie}=`
+    this.codec = new ConnectionMemo(options.codec)
   }
 
   /**
@@ -185,7 +153,7 @@ export class Affinity {
     if (pinned !== undefined && this.honours(pinned)) {
       this.count('hit')
       // Re-signed with the current key, same target and expiry, so the old key can be retired.
-      if (this.verifiedByOldKey) this.issue(x, signAffinity(this.options, pinned.id, this.verifiedExpiry), this.verifiedExpiry)
+      if (this.verifiedByOldKey) this.issue(x, this.codec.encode(pinned.id, this.verifiedExpiry), this.verifiedExpiry)
       return pinned
     }
     if (this.options.strict) {
@@ -241,11 +209,11 @@ export class Affinity {
     const expiry = this.expiry()
     let issued = this.issued.get(target)
     if (issued === undefined) {
-      issued = { expiry, value: signAffinity(this.options, target.id, expiry) }
+      issued = { expiry, value: this.codec.encode(target.id, expiry) }
       this.issued.set(target, issued)
     } else if (issued.expiry !== expiry) {
       issued.expiry = expiry
-      issued.value = signAffinity(this.options, target.id, expiry)
+      issued.value = this.codec.encode(target.id, expiry)
     }
     this.issue(x, issued.value, expiry)
   }
@@ -287,17 +255,18 @@ export class Affinity {
   }
 
   private read (x: AffinityExchange): string | undefined {
-    // From the header itself, whether or not @fastify/cookie parses requests: the first occurrence counts.
-    return readCookie(x.cookieHeader, this.options.cookie)
+    // The cookies @fastify/cookie parsed, when the gateway registered it; otherwise from the header itself. The first occurrence counts either way.
+    const parsed = x.cookies
+    if (parsed === null) return readCookie(x.cookieHeader, this.options.cookie)
+    const value = parsed[this.options.cookie]
+    return typeof value === 'string' ? value : undefined
   }
 
   /** The target id of a valid cookie value, or null. */
   private verify (value: string, x: AffinityExchange): string | null {
-    if (value.length > MAX_VALUE_LENGTH || !VALUE.test(value)) return null
-    const tagAt = value.length - TAG_CHARS
-    const expAt = value.lastIndexOf('.', tagAt - 2) + 1
-    const exp = value.slice(expAt, tagAt - 1)
-    const expiry = parseInt(exp, 36)
+    const pin = this.codec.decode(value, x.connection)
+    if (pin === null) return null
+    const expiry = pin.expiry
     const maxAge = this.options.maxAge
     if (expiry === 0) {
       // Issued without expiry: refused once a lifetime is configured.
@@ -307,30 +276,9 @@ export class Affinity {
       // Expired, or issued under a longer lifetime than the configured one.
       if (expiry <= now || (maxAge !== 0 && expiry > now + maxAge)) return null
     }
-    const id = value.slice(0, expAt - 1)
-    const connection = x.connection
-    const last = connection === null ? undefined : this.verifiedOn.get(connection)
-    if (last !== undefined && sameValue(last.value, value)) {
-      this.verifiedExpiry = expiry
-      this.verifiedByOldKey = last.keyIndex > 0
-      return id
-    }
-    const given = Buffer.from(value.slice(tagAt), 'base64url')
-    const keys = this.options.keys
-    for (let i = 0; i < keys.length; i++) {
-      if (timingSafeEqual(tag(keys[i], this.options.cookie, exp, id), given)) {
-        this.verifiedExpiry = expiry
-        this.verifiedByOldKey = i > 0
-        if (last !== undefined) {
-          last.value = value
-          last.keyIndex = i
-        } else if (connection !== null) {
-          this.verifiedOn.set(connection, { value, keyIndex: i })
-        }
-        return id
-      }
-    }
-    return null
+    this.verifiedExpiry = expiry
+    this.verifiedByOldKey = pin.renew
+    return pin.id
   }
 
   /**

@@ -1,13 +1,19 @@
 import { createHash, createSecretKey, type KeyObject } from 'node:crypto'
 import { OptionReader, type OptionKey } from '../options/reader'
+import type { AffinityCodec } from './codec'
+import { HmacCodec } from './hmac-codec'
+import { SignerCodec, type CookieSigner } from './signer-codec'
+
+export type { CookieSigner } from './signer-codec'
 
 /** Cookie-based session affinity of a pool (pool option `affinity`). */
 export interface AffinityOptions {
   /**
    * HMAC-SHA256 keys, at least 16 bytes each (32 random bytes recommended).
    * The first signs new cookies; every one is accepted, so a list rotates keys.
+   * Or a signer with `sign`/`unsign`, such as @fastify/cookie's `new Signer(keys)`.
    */
-  secret: string | Buffer | Array<string | Buffer>
+  secret: string | Buffer | Array<string | Buffer> | CookieSigner
   /** Cookie name (default `lb_` plus the pool name, made cookie-safe). */
   cookie?: string
   /**
@@ -34,8 +40,8 @@ export interface AffinityOptions {
 
 export interface ResolvedAffinity {
   cookie: string
-  /** Signing keys: [0] signs, all verify. */
-  keys: KeyObject[]
+  /** Signs and verifies the cookie's values: the plugin's HMAC, or the user's signer. */
+  codec: AffinityCodec
   /** Seconds, 0 for a browser-session cookie. */
   maxAge: number
   path: string
@@ -76,12 +82,19 @@ function secretKey (at: OptionReader, key: OptionKey): KeyObject {
   return createSecretKey(Buffer.from(bytes))
 }
 
-function secretKeys (r: OptionReader): KeyObject[] {
+function isSigner (value: unknown): value is CookieSigner {
+  const signer = value as Partial<CookieSigner> | null
+  return typeof signer === 'object' && signer !== null && typeof signer.sign === 'function' && typeof signer.unsign === 'function'
+}
+
+const SECRET_SHAPE = 'a string or Buffer of at least 16 bytes, a list of them, or a signer with sign and unsign functions'
+
+function secretCodec (r: OptionReader, cookie: string): AffinityCodec {
   const value = r.value('secret')
-  if (value === undefined || (Array.isArray(value) && value.length === 0)) {
-    r.fail('secret', 'is required: a string or Buffer of at least 16 bytes, or a list of them')
-  }
-  return r.oneOrMany('secret', secretKey)
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) r.fail('secret', `is required: ${SECRET_SHAPE}`)
+  if (isSigner(value)) return new SignerCodec(cookie, value)
+  if (!Array.isArray(value) && typeof value !== 'string' && !Buffer.isBuffer(value)) r.failSecret('secret', `must be ${SECRET_SHAPE}`)
+  return new HmacCodec(cookie, r.oneOrMany('secret', secretKey))
 }
 
 /** Validates a pool's `affinity` option; null when the pool has none. Throws FST_LB_INVALID_OPTION. */
@@ -93,9 +106,10 @@ export function resolveAffinity (pool: string, value: unknown): ResolvedAffinity
   const secure = r.value('secure') ?? 'auto'
   if (secure !== 'auto' && typeof secure !== 'boolean') r.fail('secure', "must be true, false or 'auto'", secure)
   if (sameSite === 'none' && secure === false) r.fail('secure', "must not be false with sameSite 'none': browsers drop such cookies", secure)
+  const cookie = r.optionalMatching('cookie', TOKEN, 'must be a cookie name: 1 to 64 token characters') ?? defaultCookieName(pool)
   return {
-    cookie: r.optionalMatching('cookie', TOKEN, 'must be a cookie name: 1 to 64 token characters') ?? defaultCookieName(pool),
-    keys: secretKeys(r),
+    cookie,
+    codec: secretCodec(r, cookie),
     maxAge,
     path: r.optionalMatching('path', PATH, "must start with '/' and hold no ';', spaces or control characters") ?? '/',
     domain: r.optionalMatching('domain', DOMAIN, 'must be a host name'),

@@ -60,6 +60,12 @@ export class RequestState implements ExchangeSource, Waiter {
     return this.request.headers.cookie
   }
 
+  /** @fastify/cookie's parse of the Cookie header, when the gateway registered it and its hook ran; else null. */
+  get cookies (): Readonly<Record<string, unknown>> | null {
+    const cookies = (this.request as { cookies?: unknown }).cookies
+    return typeof cookies === 'object' && cookies !== null ? cookies as Record<string, unknown> : null
+  }
+
   get connection (): object | null {
     return this.request.raw.socket ?? null
   }

@@ -6,7 +6,7 @@ import type { AffinityOptions } from '../../lib/affinity/options'
 import type { LbOptions, PoolOptions } from '../../lib/options/resolve'
 import type { Pool } from '../../lib/pool/pool'
 import { CookieJar } from '../helpers/cookie-jar'
-import { Client, startGateway, type Gateway } from '../helpers/gateway'
+import { Client, startGateway, type Answer, type Gateway } from '../helpers/gateway'
 
 export const SECRET = 'test-affinity-secret-0123456789abcdef'
 
@@ -72,4 +72,13 @@ export async function stickyGateway (
   const main = gw.app.lb.pool('main')
   main.on('affinity', (result: AffinityResult) => results.push(result))
   return { ups, gw, pool: main, client, results, jar: () => new CookieJar(client) }
+}
+
+/** One request of a new client whose pool cookie is `value`: its answer, the affinity results it produced, the client. */
+export async function sendCookie (sticky: Sticky, value: string): Promise<{ res: Answer, produced: AffinityResult[], client: CookieJar }> {
+  const client = sticky.jar()
+  client.cookies.set('lb_main', value)
+  const before = sticky.results.length
+  const res = await client.send(sticky.gw.url + '/x')
+  return { res, produced: sticky.results.slice(before), client }
 }

@@ -1,7 +1,10 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import lb from '../../lib/index'
+import { Signer } from '@fastify/cookie'
 import { defaultCookieName, resolveAffinity } from '../../lib/affinity/options'
+import { HmacCodec } from '../../lib/affinity/hmac-codec'
+import { SignerCodec } from '../../lib/affinity/signer-codec'
 
 const SECRET = 'sixteen-bytes-at-least-0123456789'
 const pool = 'users'
@@ -12,7 +15,12 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['an empty secret list', { secret: [] }, /affinity\.secret = \[\] \(is required/],
   ['a short secret', { secret: 'hunter2' }, /affinity\.secret = "<7 bytes>" \(must be at least 16 bytes\)/],
   ['a short secret in a list', { secret: [SECRET, 'tiny'] }, /affinity\.secret\[1\] = "<4 bytes>"/],
-  ['a secret of another type', { secret: 42 }, /affinity\.secret = "<number>" \(must be a string or a Buffer\)/],
+  ['a secret of another type', { secret: 42 }, /affinity\.secret = "<number>" \(must be a string or Buffer of at least 16 bytes, a list of them, or a signer with sign and unsign functions\)/],
+  ['a list holding another type', { secret: [SECRET, 42] }, /affinity\.secret\[1\] = "<number>" \(must be a string or a Buffer\)/],
+  ['an object without sign and unsign', { secret: { key: SECRET } }, /affinity\.secret = "<object>" \(must be .* or a signer with sign and unsign functions\)/],
+  ['a signer without unsign', { secret: { sign: (v: string) => v } }, /affinity\.secret = "<object>" \(must be .*a signer with sign and unsign/],
+  ['a signer whose unsign is no function', { secret: { sign: (v: string) => v, unsign: true } }, /affinity\.secret = "<object>"/],
+  ['a signer in a list', { secret: [new Signer(SECRET)] }, /affinity\.secret\[0\] = "<object>" \(must be a string or a Buffer\)/],
   ['an unknown option', { secret: SECRET, ttl: 5 }, /affinity\.ttl = 5 \(is not an affinity option\)/],
   ['a cookie name with a space', { secret: SECRET, cookie: 'my cookie' }, /affinity\.cookie = "my cookie"/],
   ['a cookie name with a separator', { secret: SECRET, cookie: 'a;b' }, /affinity\.cookie = "a;b"/],
@@ -53,8 +61,10 @@ test('defaults', async (t) => {
   t.match(resolved, {
     cookie: 'lb_users', maxAge: 0, path: '/', domain: undefined, sameSite: 'lax', secure: 'auto', httpOnly: true, strict: false
   })
-  t.equal(resolved?.keys.length, 1)
-  t.equal(resolveAffinity(pool, { secret: [SECRET, Buffer.alloc(16, 7)] })?.keys.length, 2, 'Buffers count as secrets')
+  t.ok(resolved?.codec instanceof HmacCodec, 'keys sign with the plugin\'s own HMAC')
+  const byBuffer = resolveAffinity(pool, { secret: Buffer.alloc(16, 7) })?.codec.encode('a', 0) ?? ''
+  t.same(resolveAffinity(pool, { secret: [SECRET, Buffer.alloc(16, 7)] })?.codec.decode(byBuffer), { id: 'a', expiry: 0, renew: true }, 'Buffers count as secrets')
+  t.ok(resolveAffinity(pool, { secret: new Signer(SECRET) })?.codec instanceof SignerCodec, 'an object with sign and unsign is a signer')
 })
 
 test('default cookie names are cookie-safe, stable and distinct', async (t) => {

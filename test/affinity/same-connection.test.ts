@@ -1,6 +1,5 @@
 import { test } from 'tap'
 import { Pool } from 'undici'
-import { signAffinity } from '../../lib/affinity/affinity'
 import { resolveAffinity, type ResolvedAffinity } from '../../lib/affinity/options'
 import type { AffinityOptions } from '../../lib/affinity/options'
 import { parseSetCookie } from '../helpers/cookie-jar'
@@ -39,7 +38,7 @@ test('cookies judged on one keep-alive connection: every value on its own merits
   }
   const current = signer({ secret: SECRET, maxAge: 600 })
   const old = signer({ secret: OLD_SECRET, maxAge: 600 })
-  const forB = signAffinity(current, 'b', now() + 300)
+  const forB = current.codec.encode('b', now() + 300)
   const flip = (s: string): string => s.slice(0, -1) + (s.endsWith('A') ? 'B' : 'A')
 
   for (let i = 0; i < 3; i++) t.same(await send(forB), { servedBy: 'b', setCookie: undefined }, 'a valid cookie, again and again')
@@ -50,12 +49,12 @@ test('cookies judged on one keep-alive connection: every value on its own merits
   t.not(forged.setCookie, undefined, '...and replaced by a new cookie')
   t.same(await send(forB), { servedBy: 'b', setCookie: undefined }, 'the valid value still holds')
 
-  const forC = signAffinity(current, 'c', now() + 300)
+  const forC = current.codec.encode('c', now() + 300)
   t.same(await send(forC), { servedBy: 'c', setCookie: undefined }, 'another valid value on the same connection')
   t.same(await send(forB), { servedBy: 'b', setCookie: undefined }, 'and back')
 
   // Signed with the old secret: honoured and re-signed with the current one, every time it comes.
-  const byOld = signAffinity(old, 'a', now() + 300)
+  const byOld = old.codec.encode('a', now() + 300)
   for (let i = 0; i < 2; i++) {
     const res = await send(byOld)
     t.equal(res.servedBy, 'a', 'a cookie of the old secret is honoured')
@@ -63,7 +62,7 @@ test('cookies judged on one keep-alive connection: every value on its own merits
   }
 
   // A value that expires while its connection lasts is refused once it has expired.
-  const soon = signAffinity(current, 'c', now() + 1)
+  const soon = current.codec.encode('c', now() + 1)
   t.same(await send(soon), { servedBy: 'c', setCookie: undefined }, 'valid before its expiry')
   await until(() => now() >= parseInt(soon.split('.')[1], 36), 5000, 'the cookie to expire')
   await send(soon)
