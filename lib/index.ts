@@ -12,6 +12,8 @@ import { resolveOptions, type LbOptions, type PoolOptions } from './options/reso
 import type { LbTarget } from './pool/target'
 import { logCircuit } from './breaker/log'
 import type { SplitOptions } from './route/split-options'
+import { joinCluster } from './cluster/index'
+import { clusterPrimary } from './cluster/primary'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -70,8 +72,11 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   // Mirrored copies still on their way when the gateway closes are cut.
   fastify.addHook('onClose', async () => { await lb.mirrorClient.close() })
 
+  // Cluster mode: health checks once per machine, ejections shared, one scrape for every worker (docs/cluster.md).
+  const machine = resolved.cluster === null ? null : joinCluster(fastify, lb, resolved.cluster)
+
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
-  addObservability(fastify, lb, resolved)
+  addObservability(fastify, lb, resolved, machine)
 
   if (!ownClient) {
     fastify.log.debug('fastify-lb: using the reply-from the gateway registered; its TLS and client settings apply')
@@ -92,7 +97,9 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
 const fastifyLb = fp(plugin, { fastify: '5.x', name: 'fastify-lb' })
 
 export default fastifyLb
-export { fastifyLb, forward, LoadBalancer }
+export { fastifyLb, forward, LoadBalancer, clusterPrimary }
+export type { ClusterPrimary, ClusterPrimaryOptions } from './cluster/primary'
+export type { ClusterOptions, ClusterMetricsMode } from './cluster/options'
 export type { LbOptions, PoolOptions, RetryOptions, BackoffOptions, TargetInput, HashKeySource } from './options/resolve'
 export type { LbTarget, Target } from './pool/target'
 export type { AffinityOptions, CookieSigner } from './affinity/options'

@@ -52,6 +52,20 @@ export interface MonitorListener {
   checked: (monitor: Monitor, ok: boolean, reason: string) => void
 }
 
+/**
+ * What a check left a monitor in: enough for the monitor of the same URL and
+ * check in another process to take the same state (cluster mode, docs/cluster.md).
+ */
+export interface MonitorState {
+  healthy: boolean
+  passes: number
+  fails: number
+  lastCheck: LastCheck | null
+  /** Whether the check passed, and why the monitor is in its state now. */
+  ok: boolean
+  reason: string
+}
+
 /** The delay before the next check: interval x (1 +- jitter), less what the last check took. */
 export function nextDelay (interval: number, jitter: number, tookMs: number, random: () => number = Math.random): number {
   const drawn = interval * (1 + jitter * (2 * random() - 1))
@@ -68,6 +82,8 @@ export function nextDelay (interval: number, jitter: number, tookMs: number, ran
 export class Monitor {
   readonly id: string
   readonly url: string
+  /** The URL and check: the same in every process with this monitor. */
+  readonly key: string
   readonly check: ResolvedHealthCheck
   /** The check's index in the list of the pool that registered it first. */
   readonly index: number
@@ -79,16 +95,17 @@ export class Monitor {
   readonly listeners = new Set<MonitorListener>()
   private readonly endpoint: CheckEndpoint
   private readonly tls: ResolvedTls
-  private readonly report: (event: CheckEvent) => void
+  private readonly report: (event: CheckEvent, state: MonitorState, monitor: Monitor) => void
   private timer: NodeJS.Timeout | null = null
   private cancel: CancelCheck | null = null
   private stopped = false
   /** Whether the state is a guess: then the first check decides alone. A seeded state is a history to smooth. */
   private guessed: boolean
 
-  constructor (target: Target, check: ResolvedHealthCheck, index: number, tls: ResolvedTls, report: (event: CheckEvent) => void, seed?: HealthSeed) {
+  constructor (target: Target, key: string, check: ResolvedHealthCheck, index: number, tls: ResolvedTls, report: Monitor['report'], seed?: HealthSeed) {
     this.id = target.id
     this.url = target.url
+    this.key = key
     this.check = check
     this.index = index
     this.healthy = seed?.healthy ?? check.initialState === 'healthy'
@@ -98,10 +115,31 @@ export class Monitor {
     this.report = report
   }
 
-  /** Runs the first check now; later checks follow on their own. */
+  /**
+   * Runs the first check now, or, for a monitor that took its state from
+   * another process, one interval after that process's last check; later
+   * checks follow on their own.
+   */
   start (): void {
     if (this.stopped || this.timer !== null || this.cancel !== null) return
-    this.schedule(0)
+    const last = this.lastCheck
+    const interval = this.healthy ? this.check.interval : this.check.unhealthyInterval
+    this.schedule(last === null ? 0 : Math.max(0, last.at + interval - Date.now()))
+  }
+
+  /** Takes the state another process's monitor of the same key reached, without telling anyone (before anyone follows it). */
+  seed (state: MonitorState): void {
+    this.healthy = state.healthy
+    this.passes = state.passes
+    this.fails = state.fails
+    this.lastCheck = state.lastCheck === null ? null : { ...state.lastCheck, check: this.index }
+    this.guessed = state.lastCheck === null
+  }
+
+  /** Takes a state another process's check reached, and tells those that follow this monitor, as a check of its own would. */
+  adopt (state: MonitorState): void {
+    this.seed(state)
+    for (const listener of this.listeners) listener.checked(this, state.ok, state.reason)
   }
 
   /** Stops the timer and any check in flight; the monitor is not used again. */
@@ -164,6 +202,6 @@ export class Monitor {
     for (const listener of this.listeners) listener.checked(this, ok, reason)
     const event: CheckEvent = { id: this.id, url: this.url, type: this.check.type, check: this.index, ok, durationMs }
     if (!ok) event.error = error
-    this.report(event)
+    this.report(event, { healthy: to, passes: this.passes, fails: this.fails, lastCheck: last, ok, reason }, this)
   }
 }

@@ -32,6 +32,8 @@ export class OutlierDetector {
   private readonly ejections = new Map<Target, Ejection>()
   private ejectedNow = 0
   private closed = false
+  /** @internal Told of every ejection this detector decides (cluster mode shares it with the other workers). */
+  onEject: ((target: Target, until: number, count: number) => void) | null = null
   private connect = false
   private timeout = false
   private reset = false
@@ -85,21 +87,47 @@ export class OutlierDetector {
     if (this.ejectedNow >= ejectionLimit(members, this.options.maxEjectionPercent)) return
     const { baseEjectionTime: base, maxEjectionTime: max } = this.options
     const now = Date.now()
+    const state = this.stateOf(target)
+    // Each base period spent without an ejection forgives one earlier ejection.
+    if (state.endedAt !== 0) state.count = Math.max(0, state.count - Math.floor((now - state.endedAt) / base))
+    state.count++
+    const duration = ejectionMs(state.count, base, max)
+    this.hold(target, state, now + duration)
+    this.log()?.warn({ pool: this.pool.name, target: target.id, ejectedMs: duration, ejections: state.count, consecutiveFailures: target.consecutiveFailures }, 'fastify-lb: target ejected')
+    this.pool.emit('eject', target, target.ejectedUntil, false)
+    this.onEject?.(target, target.ejectedUntil, state.count)
+  }
+
+  /**
+   * @internal Cluster mode: applies an ejection another worker decided, with
+   * its end and its count of ejections in a row, so that the next ejection
+   * lasts as long whichever worker decides it. A longer ejection in force stays.
+   */
+  ejectFromPeer (target: Target, until: number, count: number): void {
+    if (this.closed || until <= Date.now() || target.ejectedUntil >= until) return
+    const state = this.stateOf(target)
+    state.count = Math.max(state.count, count)
+    this.hold(target, state, until)
+    this.log()?.info({ pool: this.pool.name, target: target.id, ejectedMs: until - Date.now(), ejections: state.count }, 'fastify-lb: target ejected by another worker')
+    this.pool.emit('eject', target, until, true)
+  }
+
+  private stateOf (target: Target): Ejection {
     let state = this.ejections.get(target)
     if (state === undefined) {
       state = { count: 0, endedAt: 0, timer: null }
       this.ejections.set(target, state)
     }
-    // Each base period spent without an ejection forgives one earlier ejection.
-    if (state.endedAt !== 0) state.count = Math.max(0, state.count - Math.floor((now - state.endedAt) / base))
-    state.count++
-    const duration = ejectionMs(state.count, base, max)
-    this.pool.setEjectedUntil(target, now + duration)
-    this.ejectedNow++
-    state.timer = setTimeout(() => this.uneject(target, 'ejection time over'), duration)
+    return state
+  }
+
+  /** Ejects until `until` (epoch ms), or moves the end of the ejection in force there. */
+  private hold (target: Target, state: Ejection, until: number): void {
+    if (state.timer !== null) clearTimeout(state.timer)
+    if (target.ejectedUntil === 0) this.ejectedNow++
+    this.pool.setEjectedUntil(target, until)
+    state.timer = setTimeout(() => this.uneject(target, 'ejection time over'), Math.max(0, until - Date.now()))
     state.timer.unref()
-    this.log()?.warn({ pool: this.pool.name, target: target.id, ejectedMs: duration, ejections: state.count, consecutiveFailures: target.consecutiveFailures }, 'fastify-lb: target ejected')
-    this.pool.emit('eject', target, target.ejectedUntil)
   }
 
   /** Ends an ejection (its time is over, or an active check passed). */

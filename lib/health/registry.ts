@@ -4,7 +4,7 @@ import type { Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
 import type { ResolvedTls } from '../options/tls'
 import { CheckList } from './check-list'
-import { Monitor, type CheckEvent, type HealthSeed, type HealthWatcher, type TransitionEvent } from './monitor'
+import { Monitor, type CheckEvent, type HealthSeed, type HealthWatcher, type MonitorState, type TransitionEvent } from './monitor'
 import type { ResolvedHealthCheck } from './options'
 import { PoolHealth } from './pool-health'
 
@@ -26,11 +26,17 @@ export interface HealthRegistryEvents {
 export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
   /** Where state changes are logged; the plugin sets the gateway's logger. */
   log: Logger | null = null
+  /** @internal Told the state each check of this process left its monitor in (cluster mode shares it). */
+  onState: ((key: string, state: MonitorState) => void) | null = null
   private readonly monitorsByKey = new Map<string, Monitor>()
   private readonly lists = new Map<string, CheckList>()
   private readonly poolHealth = new Map<Pool, PoolHealth>()
   private started = false
   private closed = false
+  /** Cluster mode: another process runs the checks, and their states come through adopt(). */
+  private following = false
+  /** The last state another process reported per monitor key, for monitors made later. */
+  private readonly adopted = new Map<string, MonitorState>()
 
   constructor (private readonly tls: ResolvedTls) {
     super()
@@ -87,9 +93,11 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
     const key = monitorKey(target, check)
     let monitor = this.monitorsByKey.get(key)
     if (monitor === undefined) {
-      monitor = new Monitor(target, check, index, this.tls, this.check, seed)
+      monitor = new Monitor(target, key, check, index, this.tls, this.check, seed)
+      const known = this.adopted.get(key)
+      if (known !== undefined) monitor.seed(known)
       this.monitorsByKey.set(key, monitor)
-      if (this.started && !this.closed) monitor.start()
+      if (this.checking && this.started && !this.closed) monitor.start()
     }
     return monitor
   }
@@ -98,7 +106,32 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
   start (): void {
     if (this.started || this.closed) return
     this.started = true
+    if (this.checking) for (const monitor of this.monitorsByKey.values()) monitor.start()
+  }
+
+  /** Whether this process runs the active checks: always, but for a cluster worker while another one checks. */
+  get checking (): boolean {
+    return !this.following
+  }
+
+  /** @internal Cluster mode, before start(): the checks' states come from another process, through adopt(), until lead(). */
+  follow (): void {
+    if (!this.started) this.following = true
+  }
+
+  /** @internal Cluster mode: this process runs the checks from now on, each one interval after the last one reported. */
+  lead (): void {
+    if (!this.following) return
+    this.following = false
+    if (!this.started || this.closed) return
     for (const monitor of this.monitorsByKey.values()) monitor.start()
+  }
+
+  /** @internal Cluster mode: the state a check of another process left the monitor of `key` in. */
+  adopt (key: string, state: MonitorState): void {
+    if (this.closed) return
+    this.adopted.set(key, state)
+    this.monitorsByKey.get(key)?.adopt(state)
   }
 
   /** Stops every check, ejection and slow-start timer. */
@@ -127,7 +160,9 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
     this.guarded(() => this.emit('transition', event))
   }
 
-  private readonly check = (event: CheckEvent): void => {
+  private readonly check = (event: CheckEvent, state: MonitorState, monitor: Monitor): void => {
+    const share = this.onState
+    if (share !== null) this.guarded(() => share(monitor.key, state))
     this.guarded(() => this.emit('check', event))
   }
 }

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram } from 'prom-client'
+import { Counter, Gauge, Histogram, type Aggregator } from 'prom-client'
 import type { MetricsRegistry } from './options'
 
 /** Label values of one series; the same object is reused at every scrape. */
@@ -78,9 +78,11 @@ export class LiveHistogram extends Histogram<string> {
 /**
  * A counter or gauge whose series are filled from live state at each scrape:
  * counting happens in plain fields, prom-client only sees the totals.
+ * `aggregator` says how prom-client's AggregatorRegistry merges the series of
+ * several processes (cluster mode, docs/cluster.md); counters are summed.
  */
-export function liveMetric (type: 'counter' | 'gauge', registry: MetricsRegistry, name: string, help: string, labelNames: string[], fill: (emit: Emit) => void): void {
-  const config = { name, help, labelNames, registers: [registry] }
+export function liveMetric (type: 'counter' | 'gauge', registry: MetricsRegistry, name: string, help: string, labelNames: string[], fill: (emit: Emit) => void, aggregator: Aggregator = 'sum'): void {
+  const config = { name, help, labelNames, registers: [registry], aggregator }
   if (type === 'counter') {
     // eslint-disable-next-line no-new -- the registry keeps it
     new Counter({ ...config, collect () { this.reset(); fill((labels, value) => this.inc(labels, value)) } })

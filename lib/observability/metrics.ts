@@ -213,19 +213,19 @@ export class LbMetrics {
     liveMetric('gauge', registry, p + 'target_healthy', '1 when the target passes its health checks and is not ejected, else 0.',
       ['pool', 'target'], perTarget((emit, s) => {
         emit(s.labels, passesHealth(s.current) ? 1 : 0)
-      }))
+      }), 'min')
     liveMetric('gauge', registry, p + 'target_enabled', '1 unless the target is disabled for maintenance (pool.disable), else 0.',
-      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.enabled ? 1 : 0)))
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.enabled ? 1 : 0)), 'min')
     liveMetric('gauge', registry, p + 'target_weight', 'The weight balancing uses for the target now (below the configured one during slow start).',
-      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.effectiveWeight)))
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.effectiveWeight)), 'average')
     liveMetric('gauge', registry, p + 'target_priority', 'The tier of the target: 0 serves first, higher ones while those before them cannot.',
-      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.priority)))
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.priority)), 'max')
     liveMetric('gauge', registry, p + 'target_full', '1 while the target holds its maxConnections requests and takes no more, else 0.',
-      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.full ? 1 : 0)))
+      ['pool', 'target'], perTarget((emit, s) => emit(s.labels, s.current.full ? 1 : 0)), 'max')
     liveMetric('gauge', registry, p + 'serving_tier', 'The priority of the tier taking the pool\'s requests now; -1 when none can.',
       ['pool'], (emit) => {
         for (const pool of this.pools) emit(pool.labels, pool.pool.servingTier)
-      })
+      }, 'max')
     liveMetric('gauge', registry, p + 'queue_length', 'Requests waiting in the pool\'s queue for a slot (pools with a queue).',
       ['pool'], (emit) => {
         for (const pool of this.pools) {
@@ -279,7 +279,7 @@ export class LbMetrics {
           const breaker = pool.pool.breaker
           if (breaker !== null) emit(pool.labels, CIRCUIT_STATES.indexOf(breaker.state))
         }
-      })
+      }, 'max')
     liveMetric('counter', registry, p + 'circuit_transitions_total', "Changes of state of the pool's circuit breaker, by the state it changed to.",
       ['pool', 'to'], (emit) => {
         for (const pool of this.pools) {
@@ -302,7 +302,7 @@ export class LbMetrics {
     liveMetric('gauge', registry, p + 'split_weight', 'The weight of each arm of a route\'s split now.',
       ['route', 'pool'], (emit) => {
         for (const split of this.splits) for (const arm of split.armList) emit({ route: split.route, pool: arm.pool }, arm.weight)
-      })
+      }, 'max')
     liveMetric('counter', registry, p + 'health_checks_total', 'Active health checks of a target, by check type and result (success, failure).',
       ['target', 'type', 'result'], (emit) => {
         for (const s of this.checks.values()) emit(s.labels, s.value)
@@ -348,9 +348,10 @@ export class LbMetrics {
       const s = byTarget.get(target)
       if (s !== undefined) s.upgrades[TUNNEL_RESULTS.indexOf(result)]++
     })
-    pool.on('eject', (target: Target) => {
+    pool.on('eject', (target: Target, _until: number, peer: boolean) => {
       const s = byTarget.get(target)
-      if (s !== undefined) s.ejections++
+      // Counted by the worker that decided it, so that summed over a cluster's workers each ejection counts once.
+      if (s !== undefined && !peer) s.ejections++
     })
   }
 
@@ -371,6 +372,8 @@ export class LbMetrics {
       this.count(this.checks, `${event.id}\n${event.type}\n${result}`, { target: event.id, type: event.type, result })
     })
     health.on('transition', (event) => {
+      // Counted where the checks run, so that summed over a cluster's workers each transition counts once.
+      if (!health.checking) return
       this.count(this.transitions, `${event.id}\n${event.to}`, { target: event.id, to: event.to })
     })
   }

@@ -1,11 +1,19 @@
 import type { FastifyInstance } from 'fastify'
 import type { LoadBalancer } from '../route/load-balancer'
 import { LbMetrics } from './metrics'
-import type { ResolvedMetricsOptions, ResolvedStatusOptions } from './options'
+import type { MetricsRegistry, ResolvedMetricsOptions, ResolvedStatusOptions } from './options'
 import { addStatusRoute } from './status'
 import { StatusHistory } from './history'
 
-function addMetricsRoute (fastify: FastifyInstance, metrics: LbMetrics, path: string, options: ResolvedMetricsOptions): void {
+/**
+ * What a scrape of a cluster worker answers with instead of its own registry:
+ * the machine's exposition (cluster mode, docs/cluster.md).
+ */
+export interface MachineView {
+  metrics: (registry: MetricsRegistry) => Promise<string>
+}
+
+function addMetricsRoute (fastify: FastifyInstance, metrics: LbMetrics, path: string, options: ResolvedMetricsOptions, machine: MachineView | null): void {
   const registry = metrics.registry
   fastify.route({
     method: 'GET',
@@ -13,18 +21,18 @@ function addMetricsRoute (fastify: FastifyInstance, metrics: LbMetrics, path: st
     onRequest: options.onRequest.length > 0 ? options.onRequest : undefined,
     async handler (_request, reply) {
       reply.type(registry.contentType).header('cache-control', 'no-store')
-      return await registry.metrics()
+      return machine === null ? await registry.metrics() : await machine.metrics(registry)
     }
   })
 }
 
-function addMetrics (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedMetricsOptions): LbMetrics {
+function addMetrics (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedMetricsOptions, machine: MachineView | null): LbMetrics {
   const metrics = new LbMetrics(options)
   lb.metrics = metrics.registry
   lb.eachPool((pool) => metrics.attach(pool))
   lb.eachSplit((split) => metrics.attachSplit(split))
   metrics.watchHealth(lb.health)
-  if (options.path !== null) addMetricsRoute(fastify, metrics, options.path, options)
+  if (options.path !== null) addMetricsRoute(fastify, metrics, options.path, options, machine)
   return metrics
 }
 
@@ -32,9 +40,10 @@ function addMetrics (fastify: FastifyInstance, lb: LoadBalancer, options: Resolv
 export function addObservability (
   fastify: FastifyInstance,
   lb: LoadBalancer,
-  options: { metrics: ResolvedMetricsOptions | null, status: ResolvedStatusOptions | null }
+  options: { metrics: ResolvedMetricsOptions | null, status: ResolvedStatusOptions | null },
+  machine: MachineView | null = null
 ): void {
-  const metrics = options.metrics === null ? null : addMetrics(fastify, lb, options.metrics)
+  const metrics = options.metrics === null ? null : addMetrics(fastify, lb, options.metrics, machine)
   const status = options.status
   if (status === null) return
   let history: StatusHistory | null = null

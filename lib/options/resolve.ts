@@ -22,6 +22,7 @@ import { resolveRewriteLocation } from '../forward/location-rewrite'
 import { resolveFallback, type FallbackOptions, type ResolvedFallback } from '../forward/fallback-options'
 import { resolveMirror, type MirrorOptions, type ResolvedMirror } from '../forward/mirror-options'
 import { resolveCircuitBreaker, type CircuitBreakerOptions, type ResolvedCircuitBreaker } from '../breaker/options'
+import { resolveCluster, type ClusterOptions, type ResolvedCluster } from '../cluster/options'
 
 /** A target as configured: a URL, or a URL with a weight, an id, a connection limit and a tier. */
 export type TargetInput = string | {
@@ -171,6 +172,11 @@ export interface LbOptions {
   metrics?: MetricsOptions | false
   /** The status page, JSON or HTML; false turns it off (default: on, at /lb/status). See docs/observability.md. */
   status?: StatusOptions | false
+  /**
+   * Cluster mode, in every node:cluster worker of the gateway: health checks once per machine, ejections shared,
+   * one scrape for every worker (default false). The primary calls clusterPrimary(). See docs/cluster.md.
+   */
+  cluster?: boolean | ClusterOptions
 }
 
 export interface ResolvedTarget {
@@ -448,9 +454,11 @@ export interface ResolvedLbOptions {
   connections: number
   metrics: ResolvedMetricsOptions | null
   status: ResolvedStatusOptions | null
+  /** Null when off. */
+  cluster: ResolvedCluster | null
 }
 
-const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections', 'metrics', 'status'])
+const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections', 'metrics', 'status', 'cluster'])
 
 /** Validates the plugin options; pool errors name the pool, global ones the pseudo-pool "(plugin)". */
 export function resolveOptions (value: unknown): ResolvedLbOptions {
@@ -467,6 +475,7 @@ export function resolveOptions (value: unknown): ResolvedLbOptions {
     tls,
     connections: r.integer('connections', 128, 1, 100_000),
     metrics: resolveMetricsOptions(r.value('metrics')),
-    status: resolveStatusOptions(r.value('status'))
+    status: resolveStatusOptions(r.value('status')),
+    cluster: resolveCluster(r.value('cluster'))
   }
 }

@@ -60,8 +60,8 @@ export interface PoolEvents {
   retry: [target: Target, reason: FailureKind | number, wait: number]
   /** What became of a request's affinity cookie. */
   affinity: [AffinityResult]
-  /** Outlier detection ejected `target` until `until` (epoch ms). */
-  eject: [target: Target, until: number]
+  /** Outlier detection ejected `target` until `until` (epoch ms); `peer` when another cluster worker decided it (docs/cluster.md). */
+  eject: [target: Target, until: number, peer: boolean]
   uneject: [Target]
   /** A discovery provider refreshed, or failed to. */
   discovery: [DiscoveryEvent]

@@ -1,0 +1,96 @@
+import cluster, { type Worker } from 'node:cluster'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import { clusterPrimary, type ClusterPrimary } from '../../lib/index'
+
+/** What a test worker (test/cluster/fixtures/worker.ts) reports: its id, what happened, and fields by kind. */
+export type Report = Record<string, unknown> & { test: string, worker: number }
+
+export interface WorkerState {
+  worker: number
+  checking: boolean
+  /** Checks this worker ran itself, by target id. */
+  checks: Record<string, number>
+  pools: Array<{ name: string, targets: Array<{ id: string, healthy: boolean, ejectedUntil: number }> }>
+}
+
+export interface TestCluster {
+  primary: ClusterPrimary
+  /** The shared port of the workers' gateway. */
+  url: string
+  workers: () => Worker[]
+  /** Forks one more worker; resolves once it is listening (and so has joined). */
+  fork: () => Promise<Worker>
+  /** Kills a worker by its PID and waits for it to exit. */
+  kill: (worker: Worker) => Promise<void>
+  /** Resolves with the next report (from now on) that `match` accepts. */
+  next: (match: (report: Report) => boolean) => Promise<Report>
+  state: (worker: Worker) => Promise<WorkerState>
+}
+
+/**
+ * Makes the test process a node:cluster primary with clusterPrimary() and
+ * `count` gateway workers (test/cluster/fixtures/worker.ts, through ts-node),
+ * configured by `env`. Teardown kills every worker it forked by PID and waits
+ * for each to exit.
+ */
+export async function startCluster (t: Test, count: number, env: Record<string, string>): Promise<TestCluster> {
+  const primary = clusterPrimary()
+  cluster.setupPrimary({
+    exec: join(__dirname, '..', 'cluster', 'fixtures', 'worker.js'),
+    execArgv: ['--require', 'ts-node/register'],
+    silent: false
+  })
+  const forked = new Set<Worker>()
+  const watchers = new Set<(report: Report) => void>()
+  const onMessage = (_worker: Worker, message: unknown): void => {
+    if (typeof message !== 'object' || message === null || typeof (message as { test?: unknown }).test !== 'string') return
+    for (const watch of [...watchers]) watch(message as Report)
+  }
+  cluster.on('message', onMessage)
+  const next = async (match: (report: Report) => boolean): Promise<Report> => await new Promise((resolve) => {
+    const watch = (report: Report): void => {
+      if (!match(report)) return
+      watchers.delete(watch)
+      resolve(report)
+    }
+    watchers.add(watch)
+  })
+  const kill = async (worker: Worker): Promise<void> => {
+    forked.delete(worker)
+    if (worker.process.exitCode !== null || worker.process.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+    process.kill(worker.process.pid as number, 'SIGKILL')
+    await exited
+  }
+  t.teardown(async () => {
+    await Promise.all([...forked].map(kill))
+    cluster.off('message', onMessage)
+    primary.close()
+  })
+  let url = ''
+  const fork = async (): Promise<Worker> => {
+    const worker = cluster.fork({ TS_NODE_TRANSPILE_ONLY: 'true', ...env })
+    forked.add(worker)
+    const ready = await Promise.race([
+      next((r) => r.test === 'ready' && r.worker === worker.id),
+      new Promise<never>((_resolve, reject) => worker.once('exit', (code) => reject(new Error(`worker ${worker.id} exited with ${String(code)}`))))
+    ])
+    url = `http://127.0.0.1:${String(ready.port)}`
+    return worker
+  }
+  for (let i = 0; i < count; i++) await fork()
+  return {
+    primary,
+    get url () { return url },
+    workers: () => [...forked],
+    fork,
+    kill,
+    next,
+    async state (worker) {
+      const answer = next((r) => r.test === 'state' && r.worker === worker.id)
+      worker.send({ test: 'state' })
+      return await answer as unknown as WorkerState
+    }
+  }
+}
