@@ -73,7 +73,7 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   fastify.addHook('onClose', async () => { await lb.mirrorClient.close() })
 
   // Cluster mode: health checks once per machine, ejections shared, one scrape for every worker (docs/cluster.md).
-  const machine = resolved.cluster === null ? null : joinCluster(fastify, lb, resolved.cluster)
+  const machine = resolved.cluster === null ? null : joinCluster(fastify, lb, resolved.cluster, resolved.status?.hideUrls ?? false)
 
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
   addObservability(fastify, lb, resolved, machine)

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { Registry, type RegistryContentType } from 'prom-client'
 import { OptionReader, type OptionKey } from '../options/reader'
+import type { StatusReport } from './status-report'
 
 /**
  * An `onRequest` hook that guards an observability route, e.g. by checking a
@@ -13,6 +14,16 @@ export type RouteGuard = (
   reply: FastifyReply,
   done: HookHandlerDoneFunction
 ) => void | Promise<unknown>
+
+/**
+ * What a cluster worker's metrics and status routes answer with instead of its
+ * own registry and report: the machine's (cluster mode, docs/cluster.md).
+ */
+export interface MachineView {
+  metrics: (registry: MetricsRegistry) => Promise<string>
+  /** The machine's status from this worker's own report. */
+  status: (own: StatusReport) => Promise<StatusReport>
+}
 
 /** A prom-client registry of either text format (Prometheus or OpenMetrics). */
 export type MetricsRegistry = Registry<RegistryContentType>

@@ -1,17 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { LoadBalancer } from '../route/load-balancer'
 import { LbMetrics } from './metrics'
-import type { MetricsRegistry, ResolvedMetricsOptions, ResolvedStatusOptions } from './options'
+import type { MachineView, ResolvedMetricsOptions, ResolvedStatusOptions } from './options'
 import { addStatusRoute } from './status'
 import { StatusHistory } from './history'
-
-/**
- * What a scrape of a cluster worker answers with instead of its own registry:
- * the machine's exposition (cluster mode, docs/cluster.md).
- */
-export interface MachineView {
-  metrics: (registry: MetricsRegistry) => Promise<string>
-}
 
 function addMetricsRoute (fastify: FastifyInstance, metrics: LbMetrics, path: string, options: ResolvedMetricsOptions, machine: MachineView | null): void {
   const registry = metrics.registry
@@ -54,5 +46,5 @@ export function addObservability (
     fastify.addHook('onClose', async () => { sampler.stop() })
     history = sampler
   }
-  addStatusRoute(fastify, lb, status, history)
+  addStatusRoute(fastify, lb, status, history, machine)
 }

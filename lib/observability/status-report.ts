@@ -34,6 +34,8 @@ export interface TargetStatus {
   maxConnections: number
   /** At its limit: takes no new request until one ends. */
   full: boolean
+  /** Cluster mode: each worker's requests in flight to the target (inFlight is their sum). */
+  workers?: Array<{ worker: number, inFlight: number }>
 }
 
 /** A pool's circuit breaker (docs/circuit-breaker.md). */
@@ -117,6 +119,11 @@ export interface StatusReport {
   history: HistoryReport | null
   /** Routes that split their traffic between pools, with the weights now and the requests each pool got. */
   splits: SplitStatus[]
+  /**
+   * Cluster mode (docs/cluster.md): the worker that answered and every worker that did, with its requests in flight.
+   * Counters and in-flight counts of the pools and targets are then the machine's, summed over these workers.
+   */
+  cluster?: { worker: number, workers: Array<{ id: number, pid: number, checking: boolean, inFlight: number }> }
 }
 
 /** A route's split (docs/traffic.md). */

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { LoadBalancer } from '../route/load-balancer'
-import type { ResolvedStatusOptions } from './options'
+import type { MachineView, ResolvedStatusOptions } from './options'
 import type { Pool } from '../pool/pool'
 import { prefersHtml, renderStatusPage } from './status-html'
 import type { CircuitStatus, PoolStatus, StatusReport, TargetStatus, SplitStatus } from './status-report'
@@ -36,7 +36,8 @@ const targetSchema = {
     slowStartUntil: nullableNumber,
     priority: { type: 'integer' },
     maxConnections: { type: 'integer' },
-    full: { type: 'boolean' }
+    full: { type: 'boolean' },
+    workers: { type: 'array', items: { type: 'object', properties: { worker: { type: 'integer' }, inFlight: { type: 'integer' } } } }
   }
 } as const
 
@@ -103,6 +104,16 @@ export const statusSchema = {
   properties: {
     generatedAt: { type: 'number' },
     history: historySchema,
+    cluster: {
+      type: 'object',
+      properties: {
+        worker: { type: 'integer' },
+        workers: {
+          type: 'array',
+          items: { type: 'object', properties: { id: { type: 'integer' }, pid: { type: 'integer' }, checking: { type: 'boolean' }, inFlight: { type: 'integer' } } }
+        }
+      }
+    },
     splits: {
       type: 'array',
       items: {
@@ -233,7 +244,7 @@ export function statusReport (lb: LoadBalancer, hideUrls: boolean, history: Stat
  * Adds the status route: JSON for machines, an HTML page when the client
  * prefers text/html (a browser), or as `?format=json|html` says.
  */
-export function addStatusRoute (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedStatusOptions, history: StatusHistory | null): void {
+export function addStatusRoute (fastify: FastifyInstance, lb: LoadBalancer, options: ResolvedStatusOptions, history: StatusHistory | null, machine: MachineView | null = null): void {
   fastify.route({
     method: 'GET',
     url: options.path,
@@ -242,8 +253,9 @@ export function addStatusRoute (fastify: FastifyInstance, lb: LoadBalancer, opti
       querystring: { type: 'object', properties: { format: { type: 'string', enum: ['json', 'html'] } } },
       response: { 200: statusSchema }
     },
-    handler (request: FastifyRequest, reply: FastifyReply) {
-      const report = statusReport(lb, options.hideUrls, history)
+    async handler (request: FastifyRequest, reply: FastifyReply) {
+      const own = statusReport(lb, options.hideUrls, history)
+      const report = machine === null ? own : await machine.status(own)
       const format = (request.query as { format?: string }).format
       reply.header('cache-control', 'no-store').header('vary', 'accept')
       if (format === 'html' || (format === undefined && prefersHtml(request.headers.accept))) {

@@ -78,6 +78,17 @@ test('two workers share ejections and answer one scrape for the machine; a crash
   t.equal(byLabel(firstScrape, 'lb_target_healthy', 'target', { pool: 'flaky' }).b, 0, 'b is out in every worker')
   t.equal(byLabel(firstScrape, 'lb_target_healthy', 'target', { pool: 'api' }).a, 1, 'a healthy gauge stays 1, not one per worker')
 
+  // The status page answers for the machine too: counters summed, each worker's in-flight listed.
+  const status = JSON.parse((await client.send(`${c.url}/lb/status?format=json`)).text) as {
+    cluster: { workers: Array<{ id: number, checking: boolean, inFlight: number }> }
+    pools: Array<{ name: string, targets: Array<{ id: string, requests: number, inFlight: number, workers: Array<{ worker: number, inFlight: number }> }> }>
+  }
+  t.same(status.cluster.workers.map((w) => w.id), [first.id, second.id], 'the status lists both workers')
+  t.same(status.cluster.workers.map((w) => w.checking), [true, false], 'and which one runs the checks')
+  const api = status.pools.find((p) => p.name === 'api')
+  t.equal(api?.targets.reduce((n, x) => n + x.requests, 0), 1000, 'its request counts are the machine\'s')
+  t.same(api?.targets[0].workers.map((w) => w.worker), [first.id, second.id], 'each target shows the in-flight count of each worker')
+
   const promtool = requireProgram(t, 'promtool', "Prometheus's promtool")
   if (promtool !== null) {
     const check = await runProgram(promtool, ['check', 'metrics'], { input: firstScrape })
