@@ -81,10 +81,10 @@ test('the packed tarball, installed in an app outside the repository, works from
   t.equal(packed.code, 0, packed.stderr)
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
   const files = info.files.map((f) => f.path)
-  t.ok(files.includes('package.json') && files.includes('README.md'), 'manifest and README are packed')
+  t.ok(files.includes('package.json') && files.includes('README.md') && files.includes('LICENSE'), 'manifest, README and LICENSE are packed')
   for (const entry of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts']) t.ok(files.includes(entry), `${entry} is packed`)
   for (const types of ['dist/route/split-options.d.ts', 'dist/forward/mirror-options.d.ts', 'dist/affinity/options.d.ts']) t.ok(files.includes(types), `${types} is packed`)
-  t.same(files.filter((f) => !f.startsWith('dist/') && f !== 'package.json' && f !== 'README.md'), [], 'nothing but dist, the manifest and the README')
+  t.same(files.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md', 'LICENSE'].includes(f)), [], 'nothing but dist, the manifest, the README and the LICENSE')
   t.same(files.filter((f) => f.endsWith('.map') || (f.endsWith('.ts') && !f.endsWith('.d.ts')) || (f.endsWith('.mts') && !f.endsWith('.d.mts'))), [], 'no sources or source maps')
 
   // The app: the tarball and fastify (the peer dependency), installed from the npm cache by the repository's lock entries.
