@@ -4,8 +4,9 @@
  * Cluster mode (docs/cluster.md) measured two ways, in one run:
  * - throughput: the gateway with 2 workers against 1 worker, both with
  *   `cluster: true`, over three loopback upstreams (nginx, or Node), rounds
- *   alternating 1 2 1 2 1 so that each 2-worker figure is divided by the mean of
- *   the 1-worker ones around it; and nginx with 2 workers when nginx is installed.
+ *   alternating 1 2 nginx 1 2 nginx 1 so that each 2-worker figure is divided by
+ *   the mean of the 1-worker ones around it and by the nginx round after it
+ *   (nginx with worker_processes 2, when nginx is installed).
  *   Nothing is pinned: the workers need both CPUs, which wrk and the upstreams share.
  * - health-check traffic: checks per second each upstream receives from an idle
  *   gateway with 1, 2 and 4 workers in cluster mode, and with 2 workers without it.
@@ -17,6 +18,7 @@ import { join } from 'node:path'
 import { findProgram } from '../test/helpers/external'
 import { DemoUpstream } from '../test/helpers/demo-upstream'
 import { Processes } from './processes'
+import { startNginxBalancer } from './nginx-balancer'
 import { startUpstreams } from './upstreams'
 import { runWrk } from './wrk'
 
@@ -47,28 +49,36 @@ async function startGateway (processes: Processes, workers: number, targets: str
   return { child, url: `http://127.0.0.1:${port}/` }
 }
 
-async function throughput (processes: Processes, wrk: string, seconds: number, connections: number): Promise<string[]> {
+async function throughput (processes: Processes, wrk: string, nginx: string | null, seconds: number, connections: number): Promise<string[]> {
   const upstreams = await startUpstreams(processes, null)
-  const rps: Record<number, number[]> = { 1: [], 2: [] }
-  for (const workers of [1, 2, 1, 2, 1]) {
-    const gateway = await startGateway(processes, workers, upstreams.urls)
+  const rps: Record<string, number[]> = { 1: [], 2: [], nginx: [] }
+  // Each group of rounds is 1 worker, 2 workers, then nginx with 2 workers; a last 1-worker round closes the
+  // run, so every 2-worker figure has a 1-worker round on each side to be divided by.
+  const rounds = nginx === null ? ['1', '2', '1', '2', '1'] : ['1', '2', 'nginx', '1', '2', 'nginx', '1']
+  for (const kind of rounds) {
+    const gateway = kind === 'nginx'
+      ? await startNginxBalancer(processes, nginx as string, 2, upstreams.urls)
+      : await startGateway(processes, Number(kind), upstreams.urls)
     await runWrk(processes, { wrk, url: gateway.url, seconds: 2, connections, cpu: null })
     const result = await runWrk(processes, { wrk, url: gateway.url, seconds, connections, cpu: null })
-    if (result.errors > 0) throw new Error(`${result.errors} errors with ${workers} workers`)
-    rps[workers].push(result.rps)
-    process.stdout.write(`${workers} worker(s): ${Math.round(result.rps)} requests/s\n`)
+    if (result.errors > 0) throw new Error(`${result.errors} errors with ${kind}`)
+    rps[kind].push(result.rps)
+    process.stdout.write(`${kind === 'nginx' ? 'nginx, 2 workers' : `${kind} worker(s)`}: ${Math.round(result.rps)} requests/s\n`)
     await processes.stop(gateway.child)
   }
   const ratios = rps[2].map((r, i) => r / ((rps[1][i] + rps[1][i + 1]) / 2))
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
   const lines = [
-    `Upstreams: ${upstreams.kind}; wrk ${connections} connections, ${seconds} s per round after 2 s of warm-up; rounds 1 2 1 2 1 workers.`,
+    `Upstreams: ${upstreams.kind}; wrk ${connections} connections, ${seconds} s per round after 2 s of warm-up; rounds ${rounds.join(' ')}.`,
+    'wrk, the upstreams and the gateway share the 2 cores, so the ratios are what to read, not the requests/s.',
     '',
-    '| gateway | requests/s (mean) | against 1 worker |',
-    '| --- | --- | --- |',
-    `| 1 worker, cluster: true | ${Math.round(mean(rps[1]))} | 1 |`,
-    `| 2 workers, cluster: true | ${Math.round(mean(rps[2]))} | ${mean(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')}) |`
+    '| gateway | requests/s (mean) | against 1 worker | against nginx with 2 workers |',
+    '| --- | --- | --- | --- |',
+    `| 1 worker, cluster: true | ${Math.round(mean(rps[1]))} | 1 | |`
   ]
+  const againstNginx = rps.nginx.map((n, i) => rps[2][i] / n)
+  lines.push(`| 2 workers, cluster: true | ${Math.round(mean(rps[2]))} | ${mean(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')}) | ${againstNginx.length === 0 ? '' : `${mean(againstNginx).toFixed(2)} (rounds: ${againstNginx.map((r) => r.toFixed(2)).join(', ')})`} |`)
+  if (rps.nginx.length > 0) lines.push(`| nginx, worker_processes 2, round robin, keepalive 64 | ${Math.round(mean(rps.nginx))} | | 1 |`)
   await upstreams.stop()
   return lines
 }
@@ -106,10 +116,8 @@ async function main (): Promise<void> {
   const out = ['# Cluster mode', '', `Run on ${new Date().toISOString()}, Node ${process.version}.`, '', '## Throughput', '']
   try {
     if (wrk === null) out.push('wrk is not installed: no throughput figures.')
-    else out.push(...await throughput(processes, wrk, seconds, connections))
-    out.push('', nginx === null
-      ? 'nginx is not installed here (`command -v nginx` finds nothing): no nginx figure with 2 workers.'
-      : 'nginx with 2 workers: not measured by this script yet.')
+    else out.push(...await throughput(processes, wrk, nginx, seconds, connections))
+    if (nginx === null) out.push('', 'nginx is not installed here (`command -v nginx` finds nothing): no nginx figure with 2 workers.')
     out.push('', '## Health-check traffic', '', ...await checkTraffic(processes, seconds))
   } finally {
     await processes.stopAll()
