@@ -286,6 +286,7 @@ test('split weights: the next requests follow them, /lb/status and lb_split_weig
     admin: { onRequest: requireToken }
   }, (app) => {
     app.all('/api/*', { config: { upstream: { split: [{ pool: 'stable', weight: 1 }, { pool: 'canary', weight: 1 }] } } }, app.lb.forward)
+    app.get('/search/*', { config: { upstream: { targets: [{ url: ups[0].url, id: 's' }] } } }, app.lb.forward)
   }, { logger: { level: 'info', stream: lines } })
   const client = new Client()
   t.teardown(async () => { await client.close(); await gw.close(); for (const u of ups) await u.stop() })
@@ -309,6 +310,9 @@ test('split weights: the next requests follow them, /lb/status and lb_split_weig
   t.equal(logged.length, 1)
   t.equal(logged[0].msg, 'fastify-lb: admin changed the weights of split "/api/*" from {"stable":1,"canary":1} to {"stable":0,"canary":3}')
 
+  const inline = await client.send(gw.url + '/lb/admin/pools/%2Fsearch%2F*', { headers: { authorization: TOKEN } })
+  t.equal(inline.status, 200)
+  t.match(JSON.parse(inline.text), { name: '/search/*', targets: [{ id: 's' }] }, 'an inline pool by its route URL, encoded')
   const listed = await client.send(gw.url + '/lb/admin/splits', { headers: { authorization: TOKEN } })
   t.same((JSON.parse(listed.text) as { splits: unknown[] }).splits, report.splits)
 
@@ -385,4 +389,19 @@ test('the status page keeps the last 20 changes; the HTML page lists them', asyn
   const html = (await s.client.send(s.gw.url + '/lb/status?format=html')).text
   t.match(html, /Recent changes/)
   t.match(html, /weight of target &quot;a&quot; of pool &quot;main&quot; from 25 to 26/)
+})
+
+test('no answer carries a stack trace: a malformed body, a listener that throws', async (t) => {
+  const s = await setUp(t, {}, ['a'])
+  const malformed = await s.client.send(s.gw.url + '/lb/admin/pools/main/targets/a', { method: 'PATCH', headers: { authorization: TOKEN, 'content-type': 'application/json' }, body: '{"weight":' })
+  t.equal(malformed.status, 400)
+  t.match(JSON.parse(malformed.text), { statusCode: 400, error: 'Bad Request' })
+  t.notOk(malformed.text.includes('    at '))
+
+  s.gw.app.lb.on('admin', () => { throw new Error('a listener of the gateway failed') })
+  const res = await s.call('PATCH', '/lb/admin/pools/main/targets/a', { weight: 2 })
+  t.equal(res.status, 500)
+  t.same(res.json, { statusCode: 500, code: 'FST_LB_ADMIN_FAILED', error: 'Internal Server Error', message: 'The admin call failed; the gateway log has the error' })
+  t.equal(s.lines.matching('fastify-lb: admin call failed').length, 1, 'the error is in the log')
+  t.equal(s.gw.app.lb.pool('main').get('a')?.weight, 2, 'the change itself was made before the listener ran')
 })
