@@ -72,9 +72,10 @@ export async function addAdminRoutes (fastify: FastifyInstance, lb: LoadBalancer
 
   await fastify.register(async function lbAdmin (admin) {
     admin.setErrorHandler(function adminError (err: FastifyError, request, reply) {
-      const status = err.statusCode ?? 500
+      // As Fastify's own handler: the error's status, else one a hook (a guard) set on the reply before throwing.
+      const status = err.statusCode ?? (reply.statusCode >= 400 ? reply.statusCode : 500)
       if (status >= 400 && status < 500) {
-        return reply.code(status).send({ statusCode: status, code: err.code ?? 'FST_ERR_VALIDATION', error: STATUS_CODES[status] ?? 'Bad Request', message: err.message })
+        return reply.code(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status] ?? 'Bad Request', message: err.message })
       }
       request.log.error({ err }, 'fastify-lb: admin call failed')
       return refuse(reply, 500, 'FST_LB_ADMIN_FAILED', 'The admin call failed; the gateway log has the error')

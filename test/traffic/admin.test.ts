@@ -405,3 +405,12 @@ test('no answer carries a stack trace: a malformed body, a listener that throws'
   t.equal(s.lines.matching('fastify-lb: admin call failed').length, 1, 'the error is in the log')
   t.equal(s.gw.app.lb.pool('main').get('a')?.weight, 2, 'the change itself was made before the listener ran')
 })
+
+test('a guard that throws refuses with its status, as Fastify would answer it', async (t) => {
+  const forbidden = async (): Promise<void> => { throw Object.assign(new Error('admins only'), { statusCode: 403, code: 'E_ADMINS_ONLY' }) }
+  const s = await setUp(t, { admin: { onRequest: [forbidden] } }, ['a'])
+  const res = await s.call('PATCH', '/lb/admin/pools/main/targets/a', { state: 'disabled' })
+  t.equal(res.status, 403)
+  t.same(res.json, { statusCode: 403, code: 'E_ADMINS_ONLY', error: 'Forbidden', message: 'admins only' })
+  t.equal(s.gw.app.lb.pool('main').get('a')?.enabled, true, 'nothing changed')
+})
