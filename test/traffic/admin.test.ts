@@ -414,3 +414,21 @@ test('a guard that throws refuses with its status, as Fastify would answer it', 
   t.same(res.json, { statusCode: 403, code: 'E_ADMINS_ONLY', error: 'Forbidden', message: 'admins only' })
   t.equal(s.gw.app.lb.pool('main').get('a')?.enabled, true, 'nothing changed')
 })
+
+test('a weight change reaches the hashing balancers too: the ring and the Maglev table give the heavier target its share', async (t) => {
+  for (const algorithm of ['consistent-hash', 'maglev'] as const) {
+    const s = await setUp(t, {}, ['a', 'b'])
+    s.gw.app.lb.pool('main').configure({ algorithm, hashKey: { header: 'x-user' } })
+    const users = Array.from({ length: 300 }, (_, i) => `user-${i}`)
+    const shareOfA = async (): Promise<number> => {
+      // Hashing decides by key alone, so the requests may go at once.
+      const served = await Promise.all(users.map(async (user) => (await s.client.send(s.gw.url + '/x', { headers: { 'x-user': user } })).servedBy))
+      return served.filter((id) => id === 'a').length / users.length
+    }
+    const even = await shareOfA()
+    t.ok(even > 0.35 && even < 0.65, `${algorithm}: about half before (${even})`)
+    t.equal((await s.call('PATCH', '/lb/admin/pools/main/targets/a', { weight: 3 })).status, 200)
+    const heavy = await shareOfA()
+    t.ok(heavy > 0.65 && heavy < 0.85, `${algorithm}: about three quarters after weight 3 to 1 (${heavy})`)
+  }
+})
