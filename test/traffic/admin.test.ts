@@ -395,7 +395,7 @@ test('no answer carries a stack trace: a malformed body, a listener that throws'
   const s = await setUp(t, {}, ['a'])
   const malformed = await s.client.send(s.gw.url + '/lb/admin/pools/main/targets/a', { method: 'PATCH', headers: { authorization: TOKEN, 'content-type': 'application/json' }, body: '{"weight":' })
   t.equal(malformed.status, 400)
-  t.match(JSON.parse(malformed.text), { statusCode: 400, error: 'Bad Request' })
+  t.match(JSON.parse(malformed.text), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY', error: 'Bad Request' })
   t.notOk(malformed.text.includes('    at '))
 
   s.gw.app.lb.on('admin', () => { throw new Error('a listener of the gateway failed') })
