@@ -14,6 +14,7 @@ import { logCircuit } from './breaker/log'
 import type { SplitOptions } from './route/split-options'
 import { joinCluster } from './cluster/index'
 import { clusterPrimary } from './cluster/primary'
+import { addAdminRoutes } from './admin/routes'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -78,6 +79,9 @@ const plugin: FastifyPluginAsync<LbOptions> = async function fastifyLb (fastify,
   // Metrics on every pool (inline ones too) and the /metrics and /lb/status routes, as configured.
   addObservability(fastify, lb, resolved, machine)
 
+  // The admin API, only when asked for and (unless allowUnguarded) behind the gateway's guard (docs/admin.md).
+  if (resolved.admin !== null) await addAdminRoutes(fastify, lb, resolved.admin, resolved.status?.hideUrls ?? false)
+
   if (!ownClient) {
     fastify.log.debug('fastify-lb: using the reply-from the gateway registered; its TLS and client settings apply')
   } else {
@@ -116,6 +120,9 @@ export type { SplitOptions, SplitArm, SplitMatch } from './route/split-options'
 export type { MirrorOptions } from './forward/mirror-options'
 export type { PoolPolicy, PolicyChange, PolicyKey } from './pool/policy'
 export type { SplitView } from './route/split'
+export type { LoadBalancerEvents } from './route/load-balancer'
+export type { AdminOptions } from './admin/options'
+export type { AdminChange, AdminTargetState, WeightChange, StateChange, SplitChange, ConfigureChange } from './admin/changes'
 export type { MetricsOptions, StatusOptions, StatusHistoryOptions, RouteGuard } from './observability/options'
 export type { StatusReport, PoolStatus, CircuitStatus, TargetStatus, HistoryReport, TargetHistory } from './observability/status-report'
 export { InvalidOptionError, UnknownPoolError } from './errors'

@@ -107,7 +107,8 @@ function guard (at: OptionReader, key: OptionKey): RouteGuard {
   return hook as RouteGuard
 }
 
-function guards (r: OptionReader): RouteGuard[] {
+/** The `onRequest` guard(s) of a route's options: a hook or an array of them; [] when left out. */
+export function readGuards (r: OptionReader): RouteGuard[] {
   return r.has('onRequest') ? r.oneOrMany('onRequest', guard) : []
 }
 
@@ -145,7 +146,7 @@ export function resolveMetricsOptions (value: unknown): ResolvedMetricsOptions |
     registry,
     prefix,
     buckets: buckets(r),
-    onRequest: guards(r)
+    onRequest: readGuards(r)
   }
 }
 
@@ -168,7 +169,7 @@ export function resolveStatusOptions (value: unknown): ResolvedStatusOptions | n
     path: routePath(r, '/lb/status'),
     hideUrls,
     refreshSeconds,
-    onRequest: guards(r),
+    onRequest: readGuards(r),
     history: history(r)
   }
 }

@@ -1,5 +1,6 @@
 import { escape } from './html-escape'
 import { chartsLegend, poolCharts, type PoolCharts } from './status-charts'
+import { describeChange } from '../admin/changes'
 import type { HistoryReport, PoolStatus, StatusReport, TargetStatus } from './status-report'
 
 /** Quality a media range gives a type, and how specific the range is (-1: it does not match). */
@@ -137,6 +138,13 @@ function splitsSection (splits: StatusReport['splits']): string {
   return `<h2>Splits</h2><ul class="splits">${rows.join('')}</ul>`
 }
 
+/** The admin API's recent changes, newest first; only with the admin API (report.changes). */
+function changesSection (changes: StatusReport['changes']): string {
+  if (changes === undefined) return ''
+  const rows = changes.slice().reverse().map((c) => `<li data-change="${c.kind}">${escape(time(c.at))} · ${escape(describeChange(c))}</li>`)
+  return `<h2>Recent changes <small>by the admin API</small></h2>${rows.length === 0 ? '<p>None yet.</p>' : `<ul class="changes">${rows.join('')}</ul>`}`
+}
+
 export function renderStatusPage (report: StatusReport, refreshSeconds: number): string {
   const refresh = refreshSeconds > 0 ? `<meta http-equiv="refresh" content="${refreshSeconds}">` : ''
   const every = refreshSeconds > 0 ? ` · reloads every ${refreshSeconds} s` : ''
@@ -146,5 +154,5 @@ export function renderStatusPage (report: StatusReport, refreshSeconds: number):
     `<title>Load balancer status</title><style>${STYLE}</style></head><body>` +
     `<h1>Load balancer status</h1><p class="meta">${escape(time(report.generatedAt))}${every} · <a href="?format=json">JSON</a></p>` +
     '<p class="legend">States: healthy, slow-start (weight ramping up), ejected (outlier detection), unhealthy (health checks), disabled (maintenance: pool.disable), draining (leaving).</p>' +
-    chartsLegend(report.history) + splitsSection(report.splits) + pools + '</body></html>'
+    chartsLegend(report.history) + splitsSection(report.splits) + changesSection(report.changes) + pools + '</body></html>'
 }

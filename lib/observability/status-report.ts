@@ -1,6 +1,7 @@
 import type { TargetState } from '../pool/target'
 import type { UnavailableReason } from '../forward/fallback-options'
 import type { CircuitState } from '../breaker/breaker'
+import type { AdminChange } from '../admin/changes'
 
 /** The shape of /lb/status in JSON, which the HTML page renders too. */
 export interface TargetStatus {
@@ -119,6 +120,8 @@ export interface StatusReport {
   history: HistoryReport | null
   /** Routes that split their traffic between pools, with the weights now and the requests each pool got. */
   splits: SplitStatus[]
+  /** With the admin API only: its most recent changes (at most 20), oldest first (docs/admin.md). */
+  changes?: AdminChange[]
   /**
    * Cluster mode (docs/cluster.md): the worker that answered and every worker that did, with its requests in flight.
    * Counters and in-flight counts of the pools and targets are then the machine's, summed over these workers.

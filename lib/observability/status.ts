@@ -8,10 +8,12 @@ import type { CircuitBreaker } from '../breaker/breaker'
 import type { Target } from '../pool/target'
 import { UNAVAILABLE_REASONS } from '../forward/fallback-options'
 import type { StatusHistory } from './history'
+import type { Split } from '../route/split'
+import { changeSchema } from '../admin/changes'
 
 const nullableNumber = { type: ['number', 'null'] }
 
-const targetSchema = {
+export const targetSchema = {
   type: 'object',
   required: ['id', 'state', 'eligible', 'weight', 'effectiveWeight', 'inFlight', 'requests', 'failures', 'aborted', 'ewmaMs', 'lastCheck', 'ejectedUntil', 'slowStartUntil'],
   properties: {
@@ -97,6 +99,47 @@ const historySchema = {
   }
 } as const
 
+export const poolSchema = {
+  type: 'object',
+  required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'circuit', 'targets'],
+  properties: {
+    name: { type: 'string' },
+    algorithm: { type: 'string' },
+    eligible: { type: 'integer' },
+    panic: { type: 'boolean' },
+    inFlight: { type: 'integer' },
+    noTarget: { type: 'integer' },
+    servingTier: { type: 'integer' },
+    maxInFlight: { type: 'integer' },
+    queued: { type: ['integer', 'null'] },
+    overloaded: countsOf(['full', 'queueFull', 'queueTimeout']),
+    fallbacks: { type: ['object', 'null'], properties: Object.fromEntries(UNAVAILABLE_REASONS.map((r) => [r, { type: 'integer' }])) },
+    retries: {
+      type: 'object',
+      required: ['attempted', 'succeeded', 'budgetExhausted', 'limitExceeded', 'deadlineExceeded'],
+      properties: {
+        attempted: { type: 'integer' },
+        succeeded: { type: 'integer' },
+        budgetExhausted: { type: 'integer' },
+        limitExceeded: { type: 'integer' },
+        deadlineExceeded: { type: 'integer' }
+      }
+    },
+    circuit: circuitSchema,
+    targets: { type: 'array', items: targetSchema }
+  }
+} as const
+
+export const splitSchema = {
+  type: 'object',
+  required: ['route', 'arms', 'requests'],
+  properties: {
+    route: { type: 'string' },
+    arms: { type: 'array', items: { type: 'object', required: ['pool', 'weight'], properties: { pool: { type: 'string' }, weight: { type: 'integer' } } } },
+    requests: { type: 'object', additionalProperties: { type: 'integer' } }
+  }
+} as const
+
 /** The JSON schema of the status report: Fastify compiles a serializer from it. */
 export const statusSchema = {
   type: 'object',
@@ -114,51 +157,9 @@ export const statusSchema = {
         }
       }
     },
-    splits: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['route', 'arms', 'requests'],
-        properties: {
-          route: { type: 'string' },
-          arms: { type: 'array', items: { type: 'object', required: ['pool', 'weight'], properties: { pool: { type: 'string' }, weight: { type: 'integer' } } } },
-          requests: { type: 'object', additionalProperties: { type: 'integer' } }
-        }
-      }
-    },
-    pools: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['name', 'algorithm', 'eligible', 'panic', 'inFlight', 'noTarget', 'retries', 'circuit', 'targets'],
-        properties: {
-          name: { type: 'string' },
-          algorithm: { type: 'string' },
-          eligible: { type: 'integer' },
-          panic: { type: 'boolean' },
-          inFlight: { type: 'integer' },
-          noTarget: { type: 'integer' },
-          servingTier: { type: 'integer' },
-          maxInFlight: { type: 'integer' },
-          queued: { type: ['integer', 'null'] },
-          overloaded: countsOf(['full', 'queueFull', 'queueTimeout']),
-          fallbacks: { type: ['object', 'null'], properties: Object.fromEntries(UNAVAILABLE_REASONS.map((r) => [r, { type: 'integer' }])) },
-          retries: {
-            type: 'object',
-            required: ['attempted', 'succeeded', 'budgetExhausted', 'limitExceeded', 'deadlineExceeded'],
-            properties: {
-              attempted: { type: 'integer' },
-              succeeded: { type: 'integer' },
-              budgetExhausted: { type: 'integer' },
-              limitExceeded: { type: 'integer' },
-              deadlineExceeded: { type: 'integer' }
-            }
-          },
-          circuit: circuitSchema,
-          targets: { type: 'array', items: targetSchema }
-        }
-      }
-    }
+    splits: { type: 'array', items: splitSchema },
+    changes: { type: 'array', items: changeSchema },
+    pools: { type: 'array', items: poolSchema }
   }
 } as const
 
@@ -166,7 +167,7 @@ function round (value: number): number {
   return Math.round(value * 1000) / 1000
 }
 
-function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: boolean, now: number): TargetStatus {
+export function targetStatus (target: Target, eligible: ReadonlySet<Target>, hideUrls: boolean, now: number): TargetStatus {
   const check = target.lastCheck
   return {
     id: target.id,
@@ -204,7 +205,7 @@ function circuitStatus (breaker: CircuitBreaker | null, epochNow: number): Circu
   }
 }
 
-function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
+export function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
   const eligible = new Set(pool.eligible)
   return {
     name: pool.name,
@@ -230,14 +231,27 @@ function poolStatus (pool: Pool, hideUrls: boolean, now: number): PoolStatus {
   }
 }
 
+/** One split's status. */
+export function splitStatus (split: Split): SplitStatus {
+  return { route: split.route, arms: split.armList, requests: split.requests }
+}
+
+/** Every split's status now. */
+export function splitsStatus (lb: LoadBalancer): SplitStatus[] {
+  const splits: SplitStatus[] = []
+  lb.eachSplitNow((split) => splits.push(splitStatus(split)))
+  return splits
+}
+
 /** A snapshot of every pool and target, with their recent history when it is sampled. */
 export function statusReport (lb: LoadBalancer, hideUrls: boolean, history: StatusHistory | null): StatusReport {
   const now = performance.now()
   const pools: PoolStatus[] = []
   for (const pool of lb.allPools()) pools.push(poolStatus(pool, hideUrls, now))
-  const splits: SplitStatus[] = []
-  lb.eachSplitNow((split) => splits.push({ route: split.route, arms: split.armList, requests: split.requests }))
-  return { generatedAt: Date.now(), pools, history: history === null ? null : history.report(), splits }
+  const report: StatusReport = { generatedAt: Date.now(), pools, history: history === null ? null : history.report(), splits: splitsStatus(lb) }
+  // Only with the admin API: without it nothing changes a pool from outside the gateway's code.
+  if (lb.changeLog !== null) report.changes = lb.changeLog.list()
+  return report
 }
 
 /**

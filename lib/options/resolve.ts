@@ -23,6 +23,7 @@ import { resolveFallback, type FallbackOptions, type ResolvedFallback } from '..
 import { resolveMirror, type MirrorOptions, type ResolvedMirror } from '../forward/mirror-options'
 import { resolveCircuitBreaker, type CircuitBreakerOptions, type ResolvedCircuitBreaker } from '../breaker/options'
 import { resolveCluster, type ClusterOptions, type ResolvedCluster } from '../cluster/options'
+import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from '../admin/options'
 
 /** A target as configured: a URL, or a URL with a weight, an id, a connection limit and a tier. */
 export type TargetInput = string | {
@@ -177,6 +178,11 @@ export interface LbOptions {
    * one scrape for every worker (default false). The primary calls clusterPrimary(). See docs/cluster.md.
    */
   cluster?: boolean | ClusterOptions
+  /**
+   * The admin API: read every pool, change targets' weights and states, split weights and pool policies over HTTP
+   * (default off). Needs an `onRequest` guard unless `allowUnguarded` is set. See docs/admin.md.
+   */
+  admin?: AdminOptions | false
 }
 
 export interface ResolvedTarget {
@@ -456,9 +462,11 @@ export interface ResolvedLbOptions {
   status: ResolvedStatusOptions | null
   /** Null when off. */
   cluster: ResolvedCluster | null
+  /** Null when off. */
+  admin: ResolvedAdminOptions | null
 }
 
-const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections', 'metrics', 'status', 'cluster'])
+const TOP_KEYS = new Set(['pools', 'connectTimeout', 'tls', 'connections', 'metrics', 'status', 'cluster', 'admin'])
 
 /** Validates the plugin options; pool errors name the pool, global ones the pseudo-pool "(plugin)". */
 export function resolveOptions (value: unknown): ResolvedLbOptions {
@@ -469,6 +477,10 @@ export function resolveOptions (value: unknown): ResolvedLbOptions {
     pools.set(name, resolvePoolOptions(name, spec))
   }
   const tls = readTls(r.object('tls', { fallback: {} }), false)
+  const cluster = resolveCluster(r.value('cluster'))
+  const admin = resolveAdminOptions(r.value('admin'))
+  // Runtime changes apply in the worker that makes them (docs/cluster.md): a call would change one worker of many.
+  if (admin !== null && cluster !== null) r.fail('admin', 'is not available in cluster mode: a call would change only the worker that took it')
   return {
     pools,
     connectTimeout: r.integer('connectTimeout', 5000, 1, 600_000),
@@ -476,6 +488,7 @@ export function resolveOptions (value: unknown): ResolvedLbOptions {
     connections: r.integer('connections', 128, 1, 100_000),
     metrics: resolveMetricsOptions(r.value('metrics')),
     status: resolveStatusOptions(r.value('status')),
-    cluster: resolveCluster(r.value('cluster'))
+    cluster,
+    admin
   }
 }

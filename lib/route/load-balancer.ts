@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type { Registry, RegistryContentType } from 'prom-client'
 import { describeValue, invalidOption, UnknownPoolError } from '../errors'
@@ -15,6 +16,7 @@ import { Mirror, MirrorClient } from '../forward/mirror'
 import { UpgradeRoutes } from '../tunnel/upgrades'
 import { Split, unknownSplitPool, type SplitView } from './split'
 import { isSplit, resolveSplit } from './split-options'
+import type { AdminChange, ChangeLog } from '../admin/changes'
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
@@ -28,8 +30,14 @@ function append<T> (hook: T, existing: T | T[] | undefined): T[] {
   return Array.isArray(existing) ? [...existing, hook] : [existing, hook]
 }
 
+/** The events `app.lb` emits, with their arguments. */
+export interface LoadBalancerEvents {
+  /** The admin API changed a target, a split or a pool's policy (docs/admin.md). */
+  admin: [AdminChange]
+}
+
 /** What the plugin decorates the instance with as `app.lb`. */
-export class LoadBalancer {
+export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
   /** The ready route handler that proxies to request.target with failover. */
   readonly forward = forward
   /** Active checks shared by every pool, outlier detection and slow start; emits 'check' and 'transition'. */
@@ -54,8 +62,11 @@ export class LoadBalancer {
    * which sends those bytes. A reply-from the gateway registered itself sends what Fastify's parsers made of them.
    */
   readonly readsRawBodies: boolean
+  /** @internal The admin API's recent changes, which the status page lists; null without the admin API. */
+  changeLog: ChangeLog | null = null
 
   constructor (options: ResolvedLbOptions, readsRawBodies: boolean) {
+    super()
     this.readsRawBodies = readsRawBodies
     this.health = new HealthRegistry(options.tls)
     this.client = { connectTimeout: options.connectTimeout, tls: options.tls }
@@ -66,14 +77,24 @@ export class LoadBalancer {
 
   /** A pool by name (named in options, or an inline pool by its route URL); throws when there is none. */
   pool (name: string): Pool {
-    const pool = this.pools.get(name)
+    const pool = this.findPool(name)
     if (pool === undefined) throw invalidOption(name, '(pool)', name, 'no pool of that name')
     return pool
   }
 
+  /** @internal A pool by name, or undefined. */
+  findPool (name: string): Pool | undefined {
+    return this.pools.get(name)
+  }
+
+  /** @internal A split by its route URL, or undefined. */
+  findSplit (route: string): Split | undefined {
+    return this.splits.get(route)
+  }
+
   /** A route's traffic split by its route URL (`'/api/*'`), to read or change its weights; throws when there is none. */
   split (route: string): SplitView {
-    const split = this.splits.get(route)
+    const split = this.findSplit(route)
     if (split === undefined) throw invalidOption(route, 'split', route, 'no route of that URL splits its traffic')
     return split
   }

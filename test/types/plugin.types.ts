@@ -1,7 +1,7 @@
 // Compiled by `npm run typecheck` (part of `npm test`): every @ts-expect-error below
 // must stay an error, so a typing that became too loose breaks the build.
 import Fastify from 'fastify'
-import lb, { type CircuitEvent, type CircuitState, type LbOptions, type LbTarget, type PoolOptions } from '../../lib/index'
+import lb, { type AdminChange, type CircuitEvent, type CircuitState, type LbOptions, type LbTarget, type PoolOptions } from '../../lib/index'
 
 const app = Fastify()
 
@@ -53,4 +53,22 @@ pool.on('circuit', (event: CircuitEvent) => {
   const to: CircuitState = event.to
   const ratio: number | null = event.failureRatio
   app.log.info({ to, ratio }, 'circuit')
+})
+
+// The admin API's option and its event on app.lb, typed by kind.
+export const withAdmin: LbOptions = { admin: { prefix: '/ops/lb', onRequest: async (_request, reply) => { await reply.code(401).send() } } }
+// @ts-expect-error allowUnguarded is a boolean
+export const badAdmin: LbOptions = { admin: { allowUnguarded: 'yes' } }
+app.lb.on('admin', (change: AdminChange) => {
+  if (change.kind === 'weight') {
+    const to: number = change.to
+    return to
+  }
+  if (change.kind === 'split') {
+    const weights: Record<string, number> = change.to
+    return weights
+  }
+  // @ts-expect-error only weight and split changes carry a route or a number here
+  const route: string = change.route
+  return route
 })
