@@ -48,7 +48,12 @@ export async function addAdminRoutes (fastify: FastifyInstance, lb: LoadBalancer
     for (const change of made) {
       request.log.info({ lbChange: change }, `fastify-lb: admin changed the ${describeChange(change)}`)
       log.push(change)
-      lb.emit('admin', change)
+      // The change is made: a listener's failure is the listener's, and the caller still learns what changed.
+      try {
+        lb.emit('admin', change)
+      } catch (err) {
+        request.log.error({ err }, "fastify-lb: an 'admin' event listener threw")
+      }
     }
     return made
   }

@@ -400,9 +400,9 @@ test('no answer carries a stack trace: a malformed body, a listener that throws'
 
   s.gw.app.lb.on('admin', () => { throw new Error('a listener of the gateway failed') })
   const res = await s.call('PATCH', '/lb/admin/pools/main/targets/a', { weight: 2 })
-  t.equal(res.status, 500)
-  t.same(res.json, { statusCode: 500, code: 'FST_LB_ADMIN_FAILED', error: 'Internal Server Error', message: 'The admin call failed; the gateway log has the error' })
-  t.equal(s.lines.matching('fastify-lb: admin call failed').length, 1, 'the error is in the log')
+  t.equal(res.status, 200, 'the change was made: its answer says so, whatever a listener does')
+  t.notOk(res.text.includes('    at '))
+  t.equal(s.lines.matching("fastify-lb: an 'admin' event listener threw").length, 1, "the listener's error is in the log")
   t.equal(s.gw.app.lb.pool('main').get('a')?.weight, 2, 'the change itself was made before the listener ran')
 })
 
