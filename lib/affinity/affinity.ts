@@ -302,7 +302,8 @@ export class Affinity {
     if (pin === null) return this.refuse('rejected')
     const { expiry, renewed } = pin
     const { maxAge, idleTimeout } = this.options
-    const now = nowSeconds()
+    // The clock is read only for cookies that carry a time to check.
+    const now = expiry === 0 && idleTimeout === 0 ? 0 : nowSeconds()
     if (expiry === 0) {
       // Issued without expiry: refused once a lifetime is configured.
       if (maxAge !== 0) return this.refuse('rejected')
