@@ -9,15 +9,24 @@ import type { PickInput } from '../balancers/balancer'
  * What became of a request's affinity cookie, as pools emit it ('affinity'
  * event) and count it: honoured; absent (a new client); valid but naming a
  * target that cannot take it, or one the request failed over from (the client
- * moves); invalid in any way (forged, tampered, malformed, oversized, expired).
+ * moves); invalid (forged, tampered, malformed, oversized, issued under a longer
+ * lifetime than the configured one); signed by us but past its `maxAge` or its
+ * `idleTimeout` (a client that came back too late, apart from forgeries).
  */
-export type AffinityResult = 'hit' | 'miss' | 'reassigned' | 'rejected'
+export type AffinityResult = 'hit' | 'miss' | 'reassigned' | 'rejected' | 'expired'
 
 export type AffinityCounts = Record<AffinityResult, number>
 
 function nowSeconds (): number {
   return Math.floor(Date.now() / 1000)
 }
+
+/**
+ * Under an idle timeout, a cookie is issued again once this share of the
+ * window has passed since it was: a client that keeps coming is never idle
+ * for longer, and a busy one gets a Set-Cookie now and then, not with every answer.
+ */
+const RENEW_SHARE = 4
 
 const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const
 
@@ -84,6 +93,7 @@ export interface AffinityExchange extends PickInput {
 /** The value a pool's new clients get from one target during one second: the same for all of them. */
 interface Issued {
   expiry: number
+  renewed: number
   value: string
 }
 
@@ -124,7 +134,10 @@ export class Affinity {
   private eligibleSet = new Set<Target>()
   /** What the last successful verify() found, read right after it (no allocation on the hot path). */
   private verifiedExpiry = 0
+  private verifiedRenewed = 0
   private verifiedByOldKey = false
+  /** Why the last verify() refused its value: a bad one, or one whose time ran out. */
+  private refusal: 'rejected' | 'expired' = 'rejected'
   /** The last pick refused a strictly pinned client because its target is full (read right after pick()). */
   pinnedFull = false
   /** Signs and verifies cookie values, remembering the last one verified on each connection. */
@@ -132,7 +145,7 @@ export class Affinity {
 
   /** `counts`: those of the affinity this one replaces (pool.configure), so the metrics' counters go on. */
   constructor (readonly pool: AffinityPool, readonly options: ResolvedAffinity, counts?: AffinityCounts) {
-    this.counts = counts ?? { hit: 0, miss: 0, reassigned: 0, rejected: 0 }
+    this.counts = { hit: 0, miss: 0, reassigned: 0, rejected: 0, expired: 0, ...counts }
     this.attributes = [cookieAttributes(options, options.secure === true), cookieAttributes(options, options.secure !== false)]
     this.prefix = `${options.cookie}=`
     this.codec = new ConnectionMemo(options.codec)
@@ -148,12 +161,12 @@ export class Affinity {
     const value = this.read(x)
     if (value === undefined) return this.assign(x, 'miss')
     const id = this.verify(value, x)
-    if (id === null) return this.assign(x, 'rejected')
+    if (id === null) return this.assign(x, this.refusal)
     const pinned = this.pool.get(id)
     if (pinned !== undefined && this.honours(pinned)) {
       this.count('hit')
-      // Re-signed with the current key, same target and expiry, so the old key can be retired.
-      if (this.verifiedByOldKey) this.issue(x, this.codec.encode(pinned.id, this.verifiedExpiry), this.verifiedExpiry)
+      // Re-signed with the current key, same target and expiry, so the old key can be retired; renewed when its idle window is due.
+      if (this.verifiedByOldKey || this.renewalDue()) this.renew(x, pinned)
       return pinned
     }
     if (this.options.strict) {
@@ -200,27 +213,48 @@ export class Affinity {
     if (pool.listenerCount('affinity') > 0) pool.emit('affinity', result)
   }
 
-  private expiry (): number {
-    return this.options.maxAge === 0 ? 0 : nowSeconds() + this.options.maxAge
+  /** Whether the cookie just verified was issued a quarter of the idle window ago or more (or before there was one). */
+  private renewalDue (): boolean {
+    const idle = this.options.idleTimeout
+    return idle !== 0 && (this.verifiedRenewed === 0 || (nowSeconds() - this.verifiedRenewed) * RENEW_SHARE >= idle)
   }
 
   /** A cookie pinning the client to target for the configured lifetime from now. */
   private issueFresh (x: AffinityExchange, target: Target): void {
-    const expiry = this.expiry()
-    let issued = this.issued.get(target)
-    if (issued === undefined) {
-      issued = { expiry, value: this.codec.encode(target.id, expiry) }
-      this.issued.set(target, issued)
-    } else if (issued.expiry !== expiry) {
-      issued.expiry = expiry
-      issued.value = this.codec.encode(target.id, expiry)
-    }
-    this.issue(x, issued.value, expiry)
+    const now = nowSeconds()
+    this.issue(x, target, this.options.maxAge === 0 ? 0 : now + this.options.maxAge, now, true)
   }
 
-  private issue (x: AffinityExchange, value: string, expiry: number): void {
-    const lifetime = expiry === 0 ? '' : `; Max-Age=${Math.max(0, expiry - nowSeconds())}`
-    this.setHeader(x, this.prefix + value + lifetime)
+  /** The verified cookie again, same target and expiry, renewed now under an idle timeout. */
+  private renew (x: AffinityExchange, target: Target): void {
+    const now = nowSeconds()
+    const expiry = this.verifiedExpiry
+    // Without maxAge a renewal is the value a new client gets this second, and shares it.
+    this.issue(x, target, expiry, now, expiry === 0)
+  }
+
+  /** `shared`: the value new clients of target get this second, signed once for all of them. */
+  private issue (x: AffinityExchange, target: Target, expiry: number, now: number, shared: boolean): void {
+    const idle = this.options.idleTimeout
+    const renewed = idle === 0 ? 0 : now
+    let value: string
+    const issued = shared ? this.issued.get(target) : undefined
+    if (issued !== undefined && issued.expiry === expiry && issued.renewed === renewed) {
+      value = issued.value
+    } else {
+      value = this.codec.encode(target.id, expiry, renewed)
+      if (issued !== undefined) {
+        issued.expiry = expiry
+        issued.renewed = renewed
+        issued.value = value
+      } else if (shared) {
+        this.issued.set(target, { expiry, renewed, value })
+      }
+    }
+    // The browser keeps the cookie as long as the gateway would take it: until its expiry or the end of its idle window.
+    let lifetime = expiry === 0 ? Infinity : expiry - now
+    if (idle !== 0) lifetime = Math.min(lifetime, idle)
+    this.setHeader(x, this.prefix + value + (lifetime === Infinity ? '' : `; Max-Age=${Math.max(0, lifetime)}`))
   }
 
   /**
@@ -262,23 +296,36 @@ export class Affinity {
     return typeof value === 'string' ? value : undefined
   }
 
-  /** The target id of a valid cookie value, or null. */
+  /** The target id of a valid cookie value, or null with the reason in `refusal`. */
   private verify (value: string, x: AffinityExchange): string | null {
     const pin = this.codec.decode(value, x.connection)
-    if (pin === null) return null
-    const expiry = pin.expiry
-    const maxAge = this.options.maxAge
+    if (pin === null) return this.refuse('rejected')
+    const { expiry, renewed } = pin
+    const { maxAge, idleTimeout } = this.options
+    // The clock is read only for cookies that carry a time to check.
+    const now = expiry === 0 && idleTimeout === 0 ? 0 : nowSeconds()
     if (expiry === 0) {
       // Issued without expiry: refused once a lifetime is configured.
-      if (maxAge !== 0) return null
+      if (maxAge !== 0) return this.refuse('rejected')
     } else {
-      const now = nowSeconds()
-      // Expired, or issued under a longer lifetime than the configured one.
-      if (expiry <= now || (maxAge !== 0 && expiry > now + maxAge)) return null
+      // Issued under a longer lifetime than the configured one (so lowering maxAge takes effect at once), or expired.
+      if (maxAge !== 0 && expiry > now + maxAge) return this.refuse('rejected')
+      if (expiry <= now) return this.refuse('expired')
+    }
+    // A cookie without a renewal time (issued before the idle timeout was set) is taken and renewed at once.
+    if (idleTimeout !== 0 && renewed !== 0) {
+      if (renewed > now + idleTimeout) return this.refuse('rejected')
+      if (now - renewed >= idleTimeout) return this.refuse('expired')
     }
     this.verifiedExpiry = expiry
+    this.verifiedRenewed = renewed
     this.verifiedByOldKey = pin.renew
     return pin.id
+  }
+
+  private refuse (why: 'rejected' | 'expired'): null {
+    this.refusal = why
+    return null
   }
 
   /**

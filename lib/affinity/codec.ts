@@ -3,6 +3,8 @@ export interface Pin {
   id: string
   /** Epoch seconds, 0 for none. */
   expiry: number
+  /** When the cookie was last issued or renewed under an idle timeout, epoch seconds; 0 for none. */
+  renewed: number
   /** Signed with a key that no longer signs: the value is issued again with the current one. */
   renew: boolean
 }
@@ -14,22 +16,42 @@ export interface Pin {
 export interface AffinityCodec {
   /** Values longer than this are refused unread. */
   readonly maxLength: number
-  encode: (id: string, expiry: number) => string
+  encode: (id: string, expiry: number, renewed?: number) => string
   /** The pin of a value signed with an accepted key; null for anything else. */
   decode: (value: string) => Pin | null
 }
 
-/** A target id as the cookie carries it, and the expiry in base 36: `<id>.<expiry>`. */
-export const PAYLOAD = /^([A-Za-z0-9._~-]{1,64})\.([0-9a-z]{1,9})$/
+/**
+ * The times a cookie carries, base 36 epoch seconds: `<expiry>`, or
+ * `<expiry>-<renewed>` under an idle timeout. Ids may hold '.' and '-', times
+ * hold neither '.' nor upper case: the last '.' of a payload ends the id.
+ */
+export const TIMES = '[0-9a-z]{1,9}(?:-[0-9a-z]{1,9})?'
+/** A target id as the cookie carries it, and its times: `<id>.<times>`. */
+export const PAYLOAD = new RegExp(`^([A-Za-z0-9._~-]{1,64})\\.(${TIMES})$`)
+/** The longest `<times>`. */
+export const TIMES_LENGTH = 9 + 1 + 9
 
-export function payload (id: string, expiry: number): string {
-  return `${id}.${expiry.toString(36)}`
+/** `<expiry>` or `<expiry>-<renewed>` (a value without a renewal time reads as it always did). */
+export function times (expiry: number, renewed: number): string {
+  return renewed === 0 ? expiry.toString(36) : `${expiry.toString(36)}-${renewed.toString(36)}`
 }
 
-/** The pin of a `<id>.<expiry>` payload whose signature was checked, or null. */
+/** The pin of an id and times whose signature was checked. */
+export function pinOf (id: string, text: string, renew: boolean): Pin {
+  const dash = text.indexOf('-')
+  if (dash === -1) return { id, expiry: parseInt(text, 36), renewed: 0, renew }
+  return { id, expiry: parseInt(text.slice(0, dash), 36), renewed: parseInt(text.slice(dash + 1), 36), renew }
+}
+
+export function payload (id: string, expiry: number, renewed: number): string {
+  return `${id}.${times(expiry, renewed)}`
+}
+
+/** The pin of a `<id>.<times>` payload whose signature was checked, or null. */
 export function readPayload (text: string, renew: boolean): Pin | null {
   const match = PAYLOAD.exec(text)
-  return match === null ? null : { id: match[1], expiry: parseInt(match[2], 36), renew }
+  return match === null ? null : pinOf(match[1], match[2], renew)
 }
 
 /**
@@ -56,8 +78,8 @@ export class ConnectionMemo {
 
   constructor (readonly codec: AffinityCodec) {}
 
-  encode (id: string, expiry: number): string {
-    return this.codec.encode(id, expiry)
+  encode (id: string, expiry: number, renewed = 0): string {
+    return this.codec.encode(id, expiry, renewed)
   }
 
   decode (value: string, connection: object | null): Pin | null {

@@ -21,6 +21,13 @@ export interface AffinityOptions {
    * signed value (default: none, a browser-session cookie).
    */
   maxAge?: number
+  /**
+   * Seconds without a visit after which the cookie expires (a sliding
+   * session): each visit keeps it alive, and the cookie is issued again with a
+   * new renewal time at most once per quarter of this. With `maxAge` too,
+   * whichever ends first (default: none).
+   */
+  idleTimeout?: number
   /** Cookie Path (default '/'). */
   path?: string
   /** Cookie Domain (default: none, the gateway's host only). */
@@ -44,6 +51,8 @@ export interface ResolvedAffinity {
   codec: AffinityCodec
   /** Seconds, 0 for a browser-session cookie. */
   maxAge: number
+  /** Seconds without a visit before the cookie expires, 0 for none. */
+  idleTimeout: number
   path: string
   domain: string | undefined
   sameSite: 'lax' | 'strict' | 'none'
@@ -52,7 +61,7 @@ export interface ResolvedAffinity {
   strict: boolean
 }
 
-const KEYS = new Set(['secret', 'cookie', 'maxAge', 'path', 'domain', 'sameSite', 'secure', 'httpOnly', 'strict'])
+const KEYS = new Set(['secret', 'cookie', 'maxAge', 'idleTimeout', 'path', 'domain', 'sameSite', 'secure', 'httpOnly', 'strict'])
 /** RFC 6265 cookie-name: an RFC 7230 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/
 const PATH = /^\/[\x21-\x3a\x3c-\x7e]*$/
@@ -60,6 +69,9 @@ const DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[
 /** Browsers cap cookie lifetimes at 400 days. */
 const MAX_AGE_LIMIT = 400 * 24 * 3600
 const MIN_SECRET_BYTES = 16
+/** Times are carried to the second: a one-second window could end the instant a cookie is issued. */
+const MIN_IDLE_TIMEOUT = 2
+const IDLE_RULE = `must be 0 (none) or a whole number of seconds from ${MIN_IDLE_TIMEOUT} to ${MAX_AGE_LIMIT}`
 
 /**
  * The default cookie name: `lb_<pool>` when the pool name is cookie-safe,
@@ -102,6 +114,8 @@ export function resolveAffinity (pool: string, value: unknown): ResolvedAffinity
   if (value === undefined || value === false) return null
   const r: OptionReader = OptionReader.record(pool, 'affinity', value, KEYS, 'affinity', 'must be an object with at least { secret }')
   const maxAge = r.integer('maxAge', 0, 0, MAX_AGE_LIMIT, `must be a whole number of seconds from 0 (a browser-session cookie) to ${MAX_AGE_LIMIT}`)
+  const idleTimeout = r.integer('idleTimeout', 0, 0, MAX_AGE_LIMIT, IDLE_RULE)
+  if (idleTimeout > 0 && idleTimeout < MIN_IDLE_TIMEOUT) r.fail('idleTimeout', IDLE_RULE)
   const sameSite = r.oneOf('sameSite', 'lax', ['lax', 'strict', 'none'], "must be 'lax', 'strict' or 'none'")
   const secure = r.value('secure') ?? 'auto'
   if (secure !== 'auto' && typeof secure !== 'boolean') r.fail('secure', "must be true, false or 'auto'", secure)
@@ -111,6 +125,7 @@ export function resolveAffinity (pool: string, value: unknown): ResolvedAffinity
     cookie,
     codec: secretCodec(r, cookie),
     maxAge,
+    idleTimeout,
     path: r.optionalMatching('path', PATH, "must start with '/' and hold no ';', spaces or control characters") ?? '/',
     domain: r.optionalMatching('domain', DOMAIN, 'must be a host name'),
     sameSite,

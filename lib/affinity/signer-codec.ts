@@ -15,7 +15,7 @@ const MAX_SIGNED_LENGTH = 4096
 
 /**
  * Affinity values signed by the user's signer. What it signs is
- * `<id>.<expiry>.<cookie name>`: the name binds the value to this pool's
+ * `<id>.<times>.<cookie name>` (times: see codec.ts): the name binds the value to this pool's
  * cookie, so a value of the app's own signed cookies, or of another pool's
  * cookie with the same signer, is refused. The signer's output is the cookie
  * value as it comes (@fastify/cookie's `Signer` appends `.` and the signature).
@@ -28,8 +28,8 @@ export class SignerCodec implements AffinityCodec {
     this.suffix = `.${cookie}`
   }
 
-  encode (id: string, expiry: number): string {
-    return this.signer.sign(payload(id, expiry) + this.suffix)
+  encode (id: string, expiry: number, renewed = 0): string {
+    return this.signer.sign(payload(id, expiry, renewed) + this.suffix)
   }
 
   decode (value: string): Pin | null {

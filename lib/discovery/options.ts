@@ -5,7 +5,7 @@ import { certificate, checkPem, privateKey, readTls, type Pem, type ResolvedTls,
 /** What a DNS or Consul provider does with an answer that lists no target. */
 export type OnEmpty = 'keep' | 'remove'
 
-/** A JSON file holding an array of targets (the same shape as the `targets` option), watched for changes. */
+/** A JSON file holding an array of targets (the same shape as the `targets` option), or `{ targets, options }` with pool options beside them, watched for changes. */
 export interface FileDiscoveryOptions {
   type: 'file'
   /** Path of the JSON file; relative paths resolve from the process's working directory. */

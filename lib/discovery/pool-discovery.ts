@@ -1,4 +1,6 @@
+import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from '../types'
+import type { PoolPolicy } from '../pool/policy'
 import type { ResolvedTarget } from '../options/resolve'
 import { kReconcileSteps, type MembershipChange, type Pool } from '../pool/pool'
 import type { Target } from '../pool/target'
@@ -35,6 +37,8 @@ export class PoolDiscovery {
   private readonly lists: Array<readonly ResolvedTarget[]>
   /** The last error of each provider while it is failing, so a repeated error is logged once. */
   private readonly failing: Array<string | null>
+  /** The pool options each provider's source carried when last applied: the same options again are not applied again. */
+  private readonly policies: Array<Readonly<Record<string, unknown>> | undefined>
   private stopped = false
   /** The change being applied: the merged lists, then its steps and the next one to run. */
   private merged: ResolvedTarget[] | null = null
@@ -55,6 +59,7 @@ export class PoolDiscovery {
     this.log = log
     this.lists = providers.map(() => [])
     this.failing = providers.map(() => null)
+    this.policies = providers.map(() => undefined)
   }
 
   /** Starts every provider; resolves once each has answered or failed for the first time. */
@@ -76,26 +81,52 @@ export class PoolDiscovery {
   private sinkOf (i: number, answered: () => void): DiscoverySink {
     const provider = this.providers[i].type
     const context = { pool: this.pool.name, provider }
+    const fail = (message: string): void => {
+      if (this.failing[i] !== message) this.log.warn({ ...context, error: message }, 'fastify-lb: discovery failed; the pool keeps its last list')
+      this.failing[i] = message
+      this.emit({ provider, ok: false, targets: this.lists[i].length, error: message })
+      answered()
+    }
     return {
-      update: (targets) => {
+      update: (targets, policy) => {
         if (this.stopped) return
+        // Options first: refused ones leave the list unapplied too, so the pool never runs half of a source's change.
+        const refused = this.configure(i, policy)
+        if (refused !== null) return fail(`options refused: ${refused}`)
         this.lists[i] = targets
         if (this.failing[i] !== null) this.log.info(context, 'fastify-lb: discovery recovered')
         this.failing[i] = null
         this.apply(provider, { event: { provider, ok: true, targets: targets.length }, answered })
       },
       fail: (error) => {
-        if (this.stopped) return
-        const message = messageOf(error)
-        if (this.failing[i] !== message) this.log.warn({ ...context, error: message }, 'fastify-lb: discovery failed; the pool keeps its last list')
-        this.failing[i] = message
-        this.emit({ provider, ok: false, targets: this.lists[i].length, error: message })
-        answered()
+        if (!this.stopped) fail(messageOf(error))
       },
       warn: (message) => {
         if (!this.stopped) this.log.warn(context, `fastify-lb: ${message}`)
       }
     }
+  }
+
+  /**
+   * Applies the pool options a provider's source carries when they differ from
+   * those it carried last: a source that only changed its list does not undo a
+   * configure() made in code since. Options that leave the source keep their
+   * values. The reason the pool refused them, or null.
+   */
+  private configure (i: number, policy: Readonly<Record<string, unknown>> | undefined): string | null {
+    const last = this.policies[i]
+    if (policy === undefined || (last !== undefined && isDeepStrictEqual(last, policy))) {
+      this.policies[i] = policy
+      return null
+    }
+    try {
+      // configure() checks every key and value itself, and throws before changing anything.
+      this.pool.configure(policy as PoolPolicy)
+    } catch (err) {
+      return messageOf(err)
+    }
+    this.policies[i] = policy
+    return null
   }
 
   private emit (event: DiscoveryEvent): void {

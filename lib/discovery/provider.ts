@@ -2,8 +2,13 @@ import type { ResolvedTarget } from '../options/resolve'
 
 /** Where a provider reports what it found. */
 export interface DiscoverySink {
-  /** The provider's complete current list (it replaces the previous one). */
-  update (targets: readonly ResolvedTarget[]): void
+  /**
+   * The provider's complete current list (it replaces the previous one), and
+   * the pool options its source carries beside it (a file's `options`), if any:
+   * applied with pool.configure() when they changed; refused options change
+   * nothing, the list included.
+   */
+  update (targets: readonly ResolvedTarget[], policy?: Readonly<Record<string, unknown>>): void
   /** A refresh failed: the last list stays. */
   fail (error: unknown): void
   /** Something the operator should hear about that does not stop the list (e.g. one bad entry left out). */

@@ -25,7 +25,7 @@ const REASON_INDEX: Record<UpstreamError, number> = { connect: 0, timeout: 1, re
 export const REASONS = Object.keys(REASON_INDEX) as UpstreamError[]
 
 /** Values of `result` in `lb_affinity_total`. */
-export const AFFINITY_RESULTS = ['hit', 'miss', 'reassigned', 'rejected'] as const
+export const AFFINITY_RESULTS = ['hit', 'miss', 'reassigned', 'rejected', 'expired'] as const
 
 /** Values of `result` in `lb_retries_total`: retries sent, and what became of the requests that were or would have been retried. */
 export const RETRY_RESULTS = ['attempted', 'succeeded', 'budget_exhausted', 'limit_exceeded', 'deadline_exceeded'] as const satisfies ReadonlyArray<keyof RetryCounts>
@@ -266,7 +266,7 @@ export class LbMetrics {
       ['pool'], (emit) => {
         for (const pool of this.pools) emit(pool.labels, pool.pool.noTarget)
       })
-    liveMetric('counter', registry, p + 'affinity_total', 'Requests of pools with affinity, by what became of the affinity cookie (hit, miss, reassigned, rejected).',
+    liveMetric('counter', registry, p + 'affinity_total', 'Requests of pools with affinity, by what became of the affinity cookie (hit, miss, reassigned, rejected, expired).',
       ['pool', 'result'], (emit) => {
         for (const pool of this.pools) {
           const counts = pool.pool.affinity?.counts

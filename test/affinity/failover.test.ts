@@ -34,7 +34,7 @@ test('a new client whose first target refuses gets the cookie of the one that an
   t.equal(res.servedBy, 'b')
   t.equal(alice.last.length, 1, 'one Set-Cookie, not one per try')
   t.equal(pinnedTo(alice), 'b')
-  t.same(gw.app.lb.pool('main').affinity?.counts, { hit: 0, miss: 1, reassigned: 0, rejected: 0 }, 'a new client, not a moved one')
+  t.same(gw.app.lb.pool('main').affinity?.counts, { hit: 0, miss: 1, reassigned: 0, rejected: 0, expired: 0 }, 'a new client, not a moved one')
 })
 
 test('a target taken out by health checks is not tried: its clients are reassigned up front', async (t) => {

@@ -27,6 +27,11 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a negative maxAge', { secret: SECRET, maxAge: -1 }, /affinity\.maxAge = -1/],
   ['a fractional maxAge', { secret: SECRET, maxAge: 1.5 }, /affinity\.maxAge = 1\.5/],
   ['a maxAge beyond 400 days', { secret: SECRET, maxAge: 34_560_001 }, /affinity\.maxAge = 34560001/],
+  ['an idleTimeout of one second', { secret: SECRET, idleTimeout: 1 }, /affinity\.idleTimeout = 1 \(must be 0 \(none\) or a whole number of seconds from 2 to 34560000\)/],
+  ['a negative idleTimeout', { secret: SECRET, idleTimeout: -5 }, /affinity\.idleTimeout = -5/],
+  ['a fractional idleTimeout', { secret: SECRET, idleTimeout: 2.5 }, /affinity\.idleTimeout = 2\.5/],
+  ['a string idleTimeout', { secret: SECRET, idleTimeout: '30m' }, /affinity\.idleTimeout = "30m"/],
+  ['an idleTimeout beyond 400 days', { secret: SECRET, idleTimeout: 34_560_001 }, /affinity\.idleTimeout = 34560001/],
   ['a relative path', { secret: SECRET, path: 'app' }, /affinity\.path = "app"/],
   ['a path with a semicolon', { secret: SECRET, path: '/a;b' }, /affinity\.path = "\/a;b"/],
   ['a domain with a semicolon', { secret: SECRET, domain: 'a.test; secure' }, /affinity\.domain = "a\.test; secure"/],
@@ -59,11 +64,11 @@ test('defaults', async (t) => {
   t.equal(resolveAffinity(pool, false), null)
   const resolved = resolveAffinity(pool, { secret: SECRET })
   t.match(resolved, {
-    cookie: 'lb_users', maxAge: 0, path: '/', domain: undefined, sameSite: 'lax', secure: 'auto', httpOnly: true, strict: false
+    cookie: 'lb_users', maxAge: 0, idleTimeout: 0, path: '/', domain: undefined, sameSite: 'lax', secure: 'auto', httpOnly: true, strict: false
   })
   t.ok(resolved?.codec instanceof HmacCodec, 'keys sign with the plugin\'s own HMAC')
   const byBuffer = resolveAffinity(pool, { secret: Buffer.alloc(16, 7) })?.codec.encode('a', 0) ?? ''
-  t.same(resolveAffinity(pool, { secret: [SECRET, Buffer.alloc(16, 7)] })?.codec.decode(byBuffer), { id: 'a', expiry: 0, renew: true }, 'Buffers count as secrets')
+  t.same(resolveAffinity(pool, { secret: [SECRET, Buffer.alloc(16, 7)] })?.codec.decode(byBuffer), { id: 'a', expiry: 0, renewed: 0, renew: true }, 'Buffers count as secrets')
   t.ok(resolveAffinity(pool, { secret: new Signer(SECRET) })?.codec instanceof SignerCodec, 'an object with sign and unsign is a signer')
 })
 

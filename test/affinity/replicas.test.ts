@@ -47,14 +47,14 @@ test('two replicas with the same secret honour each other\'s cookies, whatever t
       t.equal(jar.last.length, 0, 'without a new cookie')
     }
   }
-  t.same(counts(one), { hit: 18, miss: 6, reassigned: 0, rejected: 0 })
-  t.same(counts(two), { hit: 18, miss: 6, reassigned: 0, rejected: 0 })
+  t.same(counts(one), { hit: 18, miss: 6, reassigned: 0, rejected: 0, expired: 0 })
+  t.same(counts(two), { hit: 18, miss: 6, reassigned: 0, rejected: 0, expired: 0 })
 
   // A replica with another secret is not fooled: the cookie is rejected and replaced.
   const other = await replica(t, ups, [0, 1, 2], { secret: OLD })
   await jars[1].send(other.url + '/x')
   t.equal(jars[1].last.length, 1)
-  t.same(counts(other), { hit: 0, miss: 0, reassigned: 0, rejected: 1 })
+  t.same(counts(other), { hit: 0, miss: 0, reassigned: 0, rejected: 1, expired: 0 })
 })
 
 test('secret rotation: sign with the first, accept all; old cookies are re-signed in place', async (t) => {
@@ -78,7 +78,7 @@ test('secret rotation: sign with the first, accept all; old cookies are re-signe
   t.equal(signedNew.split('.').slice(0, 2).join('.'), signedOld.split('.').slice(0, 2).join('.'), 'same target, same expiry')
   t.equal((await alice.send(during.url + '/x')).servedBy, 'b')
   t.equal(alice.last.length, 0, 'a cookie signed with the first secret is not re-signed')
-  t.same(counts(during), { hit: 2, miss: 0, reassigned: 0, rejected: 0 })
+  t.same(counts(during), { hit: 2, miss: 0, reassigned: 0, rejected: 0, expired: 0 })
 
   t.equal((await alice.send(after.url + '/x')).servedBy, 'b', 'the re-signed cookie outlives the old secret')
   t.equal(alice.last.length, 0)
@@ -87,5 +87,5 @@ test('secret rotation: sign with the first, accept all; old cookies are re-signe
   late.cookies.set('lb_main', signedOld)
   t.equal((await late.send(after.url + '/x')).status, 200, 'a cookie only the retired secret signed is ignored')
   t.equal(late.last.length, 1)
-  t.same(counts(after), { hit: 1, miss: 0, reassigned: 0, rejected: 1 })
+  t.same(counts(after), { hit: 1, miss: 0, reassigned: 0, rejected: 1, expired: 0 })
 })

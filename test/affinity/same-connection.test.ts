@@ -66,7 +66,7 @@ test('cookies judged on one keep-alive connection: every value on its own merits
   t.same(await send(soon), { servedBy: 'c', setCookie: undefined }, 'valid before its expiry')
   await until(() => now() >= parseInt(soon.split('.')[1], 36), 5000, 'the cookie to expire')
   await send(soon)
-  t.equal(results.at(-1), 'rejected', 'the same value after its expiry is rejected')
+  t.equal(results.at(-1), 'expired', 'the same value after its expiry is refused as expired')
 
   t.equal(connections, 1, 'every request went over one connection')
 })

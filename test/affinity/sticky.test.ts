@@ -79,7 +79,7 @@ test('other clients are balanced as usual and keep their own targets', async (t)
   }
   t.same(served.map((s) => [...new Set(s)]), [['a'], ['b'], ['c'], ['a']], 'new clients rotate, then stay')
   t.same(tally(results), { miss: 4, hit: 36 })
-  t.same(pool.affinity?.counts, { hit: 36, miss: 4, reassigned: 0, rejected: 0 }, 'the counters agree with the events')
+  t.same(pool.affinity?.counts, { hit: 36, miss: 4, reassigned: 0, rejected: 0, expired: 0 }, 'the counters agree with the events')
 })
 
 test('counters run without listeners; a client without cookies is a new client every time', async (t) => {
@@ -88,7 +88,7 @@ test('counters run without listeners; a client without cookies is a new client e
   t.same(await sequence(client, gw.url + '/x', 4), ['a', 'b', 'a', 'b'])
   const pool = gw.app.lb.pool('main')
   t.equal(pool.listenerCount('affinity'), 0)
-  t.same(pool.affinity?.counts, { hit: 0, miss: 4, reassigned: 0, rejected: 0 })
+  t.same(pool.affinity?.counts, { hit: 0, miss: 4, reassigned: 0, rejected: 0, expired: 0 })
 })
 
 test('an inline pool on a route: default cookie name from the route, GET and HEAD share it', async (t) => {

@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { resolveTargets, TargetList, type ResolvedTarget } from '../../options/resolve'
+import { isRecord } from '../../options/validate'
 import type { ResolvedFileDiscovery } from '../options'
 import { messageOf, type DiscoverySink, type Provider } from '../provider'
 import { Timer } from '../timer'
@@ -37,8 +38,26 @@ function whereInvalid (err: unknown): string {
   return at === null ? '' : ` (at position ${at[1]})`
 }
 
+const DOCUMENT_KEYS = new Set(['targets', 'options'])
+
 /**
- * Follows a JSON file of targets. The directory is watched rather than the
+ * What a file holds: an array of targets, or `{ targets, options? }` with pool
+ * options beside them (checked by the pool when applied). Throws what is wrong.
+ */
+function readDocument (value: unknown): { list: unknown, policy?: Readonly<Record<string, unknown>> } {
+  if (Array.isArray(value)) return { list: value }
+  if (!isRecord(value)) throw new Error('must hold an array of targets or an object { targets, options }')
+  for (const key of Object.keys(value)) {
+    if (!DOCUMENT_KEYS.has(key)) throw new Error(`${JSON.stringify(key.slice(0, 64))} is not a key of a targets file (targets, options)`)
+  }
+  if (!Array.isArray(value.targets)) throw new Error('targets must be an array of targets')
+  const options = value.options
+  if (options !== undefined && !isRecord(options)) throw new Error('options must be an object of pool options')
+  return { list: value.targets, policy: options }
+}
+
+/**
+ * Follows a JSON file of targets, with pool options beside them if it has some. The directory is watched rather than the
  * file, so a file replaced by a rename (editors, atomic writers, Kubernetes
  * ConfigMap symlink swaps) is seen like an edit. A file that does not parse or
  * validate, as a half-written one, is reported and the last good list stays.
@@ -139,20 +158,23 @@ export class FileProvider implements Provider {
       return
     }
     if (this.stopped) return
-    let list: unknown
+    let parsed: unknown
     try {
-      list = JSON.parse(text)
+      parsed = JSON.parse(text)
     } catch (err) {
       sink.fail(new Error(`${this.path} is not valid JSON${whereInvalid(err)}`))
       return
     }
     let targets: ResolvedTarget[] | undefined
+    let policy: Readonly<Record<string, unknown>> | undefined
     try {
-      targets = await resolveInSlices(this.pool, list, () => this.stopped)
+      const document = readDocument(parsed)
+      policy = document.policy
+      targets = await resolveInSlices(this.pool, document.list, () => this.stopped)
     } catch (err) {
       sink.fail(new Error(`${this.path}: ${messageOf(err)}`))
       return
     }
-    if (targets !== undefined) sink.update(targets)
+    if (targets !== undefined) sink.update(targets, policy)
   }
 }

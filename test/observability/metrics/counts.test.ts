@@ -153,7 +153,7 @@ test('affinity results per pool', async (t) => {
   await forger.send(gw.url + '/x')
   const text = (await client.send(gw.url + '/metrics')).text
   const counted = Object.fromEntries(samples(text, 'lb_affinity_total', { pool: 'main' }).map((s) => [s.labels.result, s.value]))
-  t.same(counted, { hit: 2, miss: 1, reassigned: 0, rejected: 1 })
+  t.same(counted, { hit: 2, miss: 1, reassigned: 0, rejected: 1, expired: 0 })
   t.same(tally(results), { miss: 1, hit: 2, rejected: 1 }, 'the same as the pool’s own events')
   t.ok(SECRET.length > 0)
 })
