@@ -119,13 +119,15 @@ export class PoolDiscovery {
       this.policies[i] = policy
       return null
     }
+    let changed: readonly string[]
     try {
       // configure() checks every key and value itself, and throws before changing anything.
-      this.pool.configure(policy as PoolPolicy)
+      changed = this.pool.configure(policy as PoolPolicy).changed
     } catch (err) {
       return messageOf(err)
     }
     this.policies[i] = policy
+    if (changed.length > 0) this.log.info({ pool: this.pool.name, provider: this.providers[i].type, changed }, "fastify-lb: discovery changed the pool's options")
     return null
   }
 

@@ -21,7 +21,10 @@ export type PolicyKey = typeof POLICY_KEYS[number]
 /** What pool.configure() takes: any of the policy options; a key set to undefined goes back to its default. */
 export type PoolPolicy = { [K in PolicyKey]?: PoolOptions[K] }
 
-/** What a configure() changed: emitted as the pool's 'configure' event, logged once, shown on the status page. */
+/**
+ * What a configure() changed: emitted as the pool's 'configure' event. The admin API and file discovery log the
+ * changes they make (the admin API also lists them on the status page); a call from code is the caller's to log.
+ */
 export interface PolicyChange {
   pool: string
   /** The options whose value changed, in the order of POLICY_KEYS. */

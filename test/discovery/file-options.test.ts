@@ -53,6 +53,10 @@ test('file discovery carries pool options: editing the file changes the algorith
   await writeAtomically(path, { targets: [entry(a), entry(b)], options: { algorithm: 'consistent-hash', hashKey: { header: 'x-key' } } })
   await read
   t.same(changes.map((ch) => ch.changed), [['algorithm', 'hashKey']], 'one configure with both options')
+  t.match(lines.matching("discovery changed the pool's options"), [
+    { level: 30, pool: 'main', provider: 'file', changed: ['algorithm'] },
+    { level: 30, pool: 'main', provider: 'file', changed: ['algorithm', 'hashKey'] }
+  ], 'each change logged once, with what changed: the first read at startup, then the edit')
   const byKey = await servedPerKey(client, url, KEYS)
   t.ok(Object.values(byKey).every((served) => served.length === 1), 'each key always reaches one target')
   t.same(new Set(Object.values(byKey).flat()), new Set(['a', 'b']), 'the keys spread over both targets')
