@@ -29,11 +29,16 @@ export class ClusterWorker {
     lb.health.follow()
     lb.health.onState = (key, state) => this.send({ channel: CHANNEL, kind: 'health', key, state })
     lb.eachPool((pool) => {
-      const outlier = lb.health.attach(pool).outlier
-      if (outlier === null) return
-      outlier.onEject = (target, until, count) => {
-        this.send({ channel: CHANNEL, kind: 'eject', ejection: { pool: pool.name, target: target.id, until, count } })
+      const share = (): void => {
+        const outlier = lb.health.attach(pool).outlier
+        if (outlier === null) return
+        outlier.onEject = (target, until, count) => {
+          this.send({ channel: CHANNEL, kind: 'eject', ejection: { pool: pool.name, target: target.id, until, count } })
+        }
       }
+      share()
+      // configure() may switch outlier detection on, a new detector: the pool's health replaced it before this listener runs.
+      pool.on('configure', share)
     })
     process.on('message', this.onMessage)
   }

@@ -94,3 +94,17 @@ export async function startCluster (t: Test, count: number, env: Record<string, 
     }
   }
 }
+
+/**
+ * Every worker's report that it ejected `target`, while requests go through
+ * the shared port (`send`, one after the other) until each worker has ejected it.
+ */
+export async function ejectedByTraffic (c: TestCluster, workers: readonly Worker[], target: string, send: () => Promise<unknown>): Promise<Report[]> {
+  const ejected = Promise.all(workers.map(async (w) => await c.next((r) => r.test === 'eject' && r.worker === w.id && r.target === target)))
+  const done = { now: false }
+  const traffic = (async () => { while (!done.now) await send() })()
+  const reports = await ejected
+  done.now = true
+  await traffic
+  return reports
+}
