@@ -31,10 +31,10 @@ export interface SocketLinkOptions {
  * the app (PM2's app name, else the script) and the cluster options, so that
  * two apps, or two PM2 daemons, never share one.
  */
-export function socketPath (options: ResolvedCluster, env: NodeJS.ProcessEnv = process.env): string {
+export function socketPath (options: ResolvedCluster, env: NodeJS.ProcessEnv = process.env, primaryPid = process.ppid): string {
   if (options.socket !== null) return options.socket
   const app = env.name ?? process.argv[1] ?? ''
-  const hash = createHash('sha256').update(JSON.stringify([process.ppid, app, env.PM2_HOME ?? '', options.metrics, options.timeout])).digest('hex')
+  const hash = createHash('sha256').update(JSON.stringify([primaryPid, app, env.PM2_HOME ?? '', options.metrics, options.timeout])).digest('hex')
   return join(tmpdir(), `fastify-lb-${hash.slice(0, 16)}.sock`)
 }
 

@@ -1,7 +1,6 @@
 import { test } from 'tap'
 import { request } from 'undici'
-import { DemoUpstream } from '../helpers/demo-upstream'
-import { ejectedByTraffic, startCluster } from '../helpers/cluster'
+import { clusterUpstreams, ejectedByTraffic, startCluster } from '../helpers/cluster'
 import { Client } from '../helpers/gateway'
 import { runProgram, requireProgram } from '../helpers/external'
 import { byLabel } from '../helpers/prom-text'
@@ -18,9 +17,7 @@ function total (text: string, pool: string): number {
 }
 
 test('two workers share ejections and answer one scrape for the machine; a crashed worker leaves the others serving', async (t) => {
-  const upstreams = await Promise.all(['a', 'b', 'c'].map(async (id) => await new DemoUpstream(id).start(0)))
-  t.teardown(async () => { await Promise.all(upstreams.map(async (u) => { await u.stop() })) })
-  const targets = upstreams.map((u) => ({ url: u.url, id: u.id }))
+  const { upstreams, targets } = await clusterUpstreams(t)
   const pools = {
     flaky: {
       targets,

@@ -3,8 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { DemoUpstream } from '../helpers/demo-upstream'
-import { assertOneChecker, ejectedByTraffic, startCluster } from '../helpers/cluster'
+import { clusterUpstreams, assertOneChecker, ejectedByTraffic, startCluster } from '../helpers/cluster'
 import { byLabel } from '../helpers/prom-text'
 
 const INTERVAL = 150
@@ -16,11 +15,9 @@ async function fresh (url: string): Promise<{ text: string, worker: string }> {
 }
 
 test("workers whose primary runs none of the plugin's code (PM2's cluster mode) elect a hub on a Unix socket", async (t) => {
-  const upstreams = await Promise.all(['a', 'b', 'c'].map(async (id) => await new DemoUpstream(id).start(0)))
-  t.teardown(async () => { await Promise.all(upstreams.map(async (u) => { await u.stop() })) })
+  const { upstreams, targets } = await clusterUpstreams(t)
   const dir = await mkdtemp(join(tmpdir(), 'lb-hub-'))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  const targets = upstreams.map((u) => ({ url: u.url, id: u.id }))
   const pools = {
     api: {
       targets,

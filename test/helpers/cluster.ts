@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import type { DemoUpstream } from './demo-upstream'
+import { startUpstreams, type DemoUpstream } from './demo-upstream'
 import { clusterPrimary, type ClusterPrimary } from '../../lib/index'
 
 /** What a test worker (test/cluster/fixtures/worker.ts) reports: its id, what happened, and fields by kind. */
@@ -128,4 +128,11 @@ export async function assertOneChecker (t: Test, c: TestCluster, checker: Worker
     t.ok(u.healthHits === ran || u.healthHits === ran + 1, `${u.id} received the checks of one worker only (${u.healthHits} received, ${ran} run)`)
   }
   return [s1, s2]
+}
+
+/** Demo upstreams on loopback port 0 for a cluster test, stopped at teardown, and the pool targets naming them. */
+export async function clusterUpstreams (t: Test, ids = ['a', 'b', 'c']): Promise<{ upstreams: DemoUpstream[], targets: Array<{ url: string, id: string }> }> {
+  const upstreams = await startUpstreams(ids)
+  t.teardown(async () => { await Promise.all(upstreams.map(async (u) => { await u.stop() })) })
+  return { upstreams, targets: upstreams.map((u) => ({ url: u.url, id: u.id })) }
 }
