@@ -30,6 +30,8 @@ export class ClusterWorker {
   private joined: ((welcomed: boolean) => void) | null = null
   private closed = false
   private link: Link | null = null
+  /** An election is under way: a hub lost meanwhile makes it try again rather than start another. */
+  private electing = false
 
   constructor (private readonly lb: LoadBalancer, readonly options: ResolvedCluster, private readonly log: Logger) {
     this.id = cluster.worker?.id ?? 0
@@ -130,7 +132,15 @@ export class ClusterWorker {
 
   /** Joins the hub on the machine's socket, or becomes it. */
   private async elect (): Promise<boolean> {
-    const path = socketPath(this.options)
+    this.electing = true
+    try {
+      return await this.claim(socketPath(this.options))
+    } finally {
+      this.electing = false
+    }
+  }
+
+  private async claim (path: string): Promise<boolean> {
     for (let attempt = 0; attempt < 3 && !this.closed; attempt++) {
       let link: Link
       try {
@@ -160,6 +170,11 @@ export class ClusterWorker {
     this.link = null
     this.settleAll()
     if (this.closed) return
+    if (this.electing) {
+      // Lost while saying hello: the election under way tries again.
+      this.joined?.(false)
+      return
+    }
     this.log.info({ worker: this.id }, 'fastify-lb: the cluster hub is gone: joining or becoming the next')
     this.elect().then((welcomed) => { if (!welcomed && !this.closed) this.goAlone() }, () => {})
   }
