@@ -1,10 +1,11 @@
 /**
- * npm run bench:cluster [-- --seconds 5 --connections 64]
+ * npm run bench:cluster [-- --seconds 5 --connections 64 --workers 2]
+ * (also npm run bench -- --workers 2)
  *
  * Cluster mode (docs/cluster.md) measured two ways, in one run:
- * - throughput: the gateway with 2 workers against 1 worker, both with
+ * - throughput: the gateway with N workers (2 by default) against 1 worker, both with
  *   `cluster: true`, over three loopback upstreams (nginx, or Node), rounds
- *   alternating 1 2 1 2 1 so that each 2-worker figure is divided by the mean of
+ *   alternating 1 N 1 N 1 so that each N-worker figure is divided by the mean of
  *   the 1-worker ones around it; and nginx with 2 workers when nginx is installed.
  *   Nothing is pinned: the workers need both CPUs, which wrk and the upstreams share.
  * - health-check traffic: checks per second each upstream receives from an idle
@@ -47,10 +48,10 @@ async function startGateway (processes: Processes, workers: number, targets: str
   return { child, url: `http://127.0.0.1:${port}/` }
 }
 
-async function throughput (processes: Processes, wrk: string, seconds: number, connections: number): Promise<string[]> {
+async function throughput (processes: Processes, wrk: string, seconds: number, connections: number, n: number): Promise<string[]> {
   const upstreams = await startUpstreams(processes, null)
-  const rps: Record<number, number[]> = { 1: [], 2: [] }
-  for (const workers of [1, 2, 1, 2, 1]) {
+  const rps: Record<number, number[]> = { 1: [], [n]: [] }
+  for (const workers of [1, n, 1, n, 1]) {
     const gateway = await startGateway(processes, workers, upstreams.urls)
     await runWrk(processes, { wrk, url: gateway.url, seconds: 2, connections, cpu: null })
     const result = await runWrk(processes, { wrk, url: gateway.url, seconds, connections, cpu: null })
@@ -59,15 +60,15 @@ async function throughput (processes: Processes, wrk: string, seconds: number, c
     process.stdout.write(`${workers} worker(s): ${Math.round(result.rps)} requests/s\n`)
     await processes.stop(gateway.child)
   }
-  const ratios = rps[2].map((r, i) => r / ((rps[1][i] + rps[1][i + 1]) / 2))
+  const ratios = rps[n].map((r, i) => r / ((rps[1][i] + rps[1][i + 1]) / 2))
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
   const lines = [
-    `Upstreams: ${upstreams.kind}; wrk ${connections} connections, ${seconds} s per round after 2 s of warm-up; rounds 1 2 1 2 1 workers.`,
+    `Upstreams: ${upstreams.kind}; wrk ${connections} connections, ${seconds} s per round after 2 s of warm-up; rounds 1 ${n} 1 ${n} 1 workers.`,
     '',
     '| gateway | requests/s (mean) | against 1 worker |',
     '| --- | --- | --- |',
     `| 1 worker, cluster: true | ${Math.round(mean(rps[1]))} | 1 |`,
-    `| 2 workers, cluster: true | ${Math.round(mean(rps[2]))} | ${mean(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')}) |`
+    `| ${n} workers, cluster: true | ${Math.round(mean(rps[n]))} | ${mean(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')}) |`
   ]
   await upstreams.stop()
   return lines
@@ -97,16 +98,22 @@ async function checkTraffic (processes: Processes, seconds: number): Promise<str
   return lines
 }
 
-async function main (): Promise<void> {
-  const seconds = option('--seconds', 5)
-  const connections = option('--connections', 64)
+export interface ClusterBench {
+  seconds: number
+  connections: number
+  /** Workers measured against one (the throughput rounds). */
+  workers: number
+}
+
+/** Runs both measurements and writes bench/results/cluster.md. */
+export async function runCluster ({ seconds, connections, workers }: ClusterBench): Promise<void> {
   const processes = new Processes()
   const nginx = findProgram('nginx')
   const wrk = findProgram('wrk')
   const out = ['# Cluster mode', '', `Run on ${new Date().toISOString()}, Node ${process.version}.`, '', '## Throughput', '']
   try {
     if (wrk === null) out.push('wrk is not installed: no throughput figures.')
-    else out.push(...await throughput(processes, wrk, seconds, connections))
+    else out.push(...await throughput(processes, wrk, seconds, connections, workers))
     out.push('', nginx === null
       ? 'nginx is not installed here (`command -v nginx` finds nothing): no nginx figure with 2 workers.'
       : 'nginx with 2 workers: not measured by this script yet.')
@@ -119,7 +126,11 @@ async function main (): Promise<void> {
   process.stdout.write('\n' + text)
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exit(1)
-})
+if (require.main === module) {
+  const workers = option('--workers', 2)
+  if (!Number.isInteger(workers) || workers < 2) throw new Error(`--workers must be an integer of 2 or more, not ${workers}`)
+  runCluster({ seconds: option('--seconds', 5), connections: option('--connections', 64), workers }).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exit(1)
+  })
+}

@@ -57,6 +57,13 @@ test("workers whose primary runs none of the plugin's code (PM2's cluster mode) 
   t.equal(byLabel(scrape, 'lb_ejections_total', 'target', { pool: 'flaky' }).b, 1, 'the ejection counts once for the machine')
   const status = JSON.parse((await fresh(`${c.url}/lb/status?format=json`)).text) as { cluster: { workers: Array<{ id: number, checking: boolean }> } }
   t.same(status.cluster.workers.map((w) => [w.id, w.checking]), [[first.id, true], [second.id, false]], 'the status page lists both workers, and the checking one')
+  const page = (await request(`${c.url}/lb/status`, { headers: { accept: 'text/html' } })).body
+  const html = await page.text()
+  t.match(html, 'Cluster: this page from worker', 'the HTML page says it answers for the cluster')
+  t.match(html, `worker ${first.id} (PID ${first.process.pid ?? 0}, runs the checks)`, 'and names the checking worker')
+  const cells = [...html.matchAll(/data-workers="([^"]*)"/g)].map((m) => m[1])
+  t.equal(cells.length, 6, 'each target of each pool shows its in-flight count per worker')
+  t.ok(cells.every((cell) => cell === `${first.id}:0 ${second.id}:0`), `of both workers (${cells[0]})`)
 
   // The worker that holds the socket dies: the other takes the socket (its file is left behind) and the checks over.
   const taken = c.next((r) => r.test === 'check' && r.worker === second.id)
