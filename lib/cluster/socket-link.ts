@@ -81,6 +81,9 @@ export async function socketLink (options: SocketLinkOptions, events: LinkEvents
     const server = await listen(options.path)
     if (!isError(server)) return holdHub(server, options, events)
     if (server.code !== 'EADDRINUSE') throw server
+    // A file another user made at the path is no hub of ours: it would steer this gateway's health state.
+    const owner = await stat(options.path).then((s) => s.uid, () => null)
+    if (owner !== null && process.getuid !== undefined && owner !== process.getuid()) throw new Error(`${options.path} belongs to another user`)
     let socket = await connect(options.path)
     if (isError(socket) && socket.code === 'ECONNREFUSED') {
       // A worker may have bound the path an instant before it listens on it: ask once more before calling it stale.

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { spawn } from 'node:child_process'
-import { existsSync, statSync, unlinkSync } from 'node:fs'
+import { chownSync, existsSync, statSync, unlinkSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createConnection, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -85,6 +85,20 @@ test('a socket file left by a killed hub is removed and the socket taken', async
   const a = await connectWorker(t, path, 1)
   t.equal(a.link.via, 'socket (hub)', 'the next worker holds the hub')
   t.match(await a.next(), { kind: 'welcome', checking: true })
+})
+
+test('a socket file another user owns is neither joined nor removed', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.pass('needs root to give the file to another user', { skip: 'not root' })
+    return
+  }
+  const path = join(await dir(t), 'hub.sock')
+  const server = createServer().listen(path)
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  t.teardown(() => { server.close() })
+  chownSync(path, 65534, 65534)
+  await t.rejects(connectWorker(t, path, 1), /belongs to another user/, 'the worker refuses it')
+  t.ok(existsSync(path), 'and leaves it')
 })
 
 test('a hub whose file another worker replaced gives way and leaves that file in place', async (t) => {
