@@ -86,8 +86,9 @@ export async function socketLink (options: SocketLinkOptions, events: LinkEvents
     if (owner !== null && process.getuid !== undefined && owner !== process.getuid()) throw new Error(`${options.path} belongs to another user`)
     let socket = await connect(options.path)
     if (isError(socket) && socket.code === 'ECONNREFUSED') {
-      // A worker may have bound the path an instant before it listens on it: ask once more before calling it stale.
-      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30))
+      // A worker may have bound the path an instant before it listens on it (the same synchronous call in Node,
+      // so microseconds): ask once more, a few ms later, before calling the file stale.
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 10))
       socket = await connect(options.path)
     }
     if (!isError(socket)) return clientLink(socket, events)
