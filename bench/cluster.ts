@@ -1,12 +1,13 @@
 /**
- * npm run bench:cluster [-- --seconds 5 --connections 64]
+ * npm run bench:cluster [-- --seconds 5 --connections 64 --workers 2]
+ * (also npm run bench -- --workers 2)
  *
  * Cluster mode (docs/cluster.md) measured two ways, in one run:
- * - throughput: the gateway with 2 workers against 1 worker, both with
+ * - throughput: the gateway with N workers (2 by default) against 1 worker, both with
  *   `cluster: true`, over three loopback upstreams (nginx, or Node), rounds
- *   alternating 1 2 nginx 1 2 nginx 1 so that each 2-worker figure is divided by
+ *   alternating 1 N nginx 1 N nginx 1 so that each N-worker figure is divided by
  *   the mean of the 1-worker ones around it and by the nginx round after it
- *   (nginx with worker_processes 2, when nginx is installed).
+ *   (nginx with worker_processes N, when nginx is installed).
  *   Nothing is pinned: the workers need both CPUs, which wrk and the upstreams share.
  * - health-check traffic: checks per second each upstream receives from an idle
  *   gateway with 1, 2 and 4 workers in cluster mode, and with 2 workers without it.
@@ -49,15 +50,16 @@ async function startGateway (processes: Processes, workers: number, targets: str
   return { child, url: `http://127.0.0.1:${port}/` }
 }
 
-async function throughput (processes: Processes, wrk: string, nginx: string | null, seconds: number, connections: number): Promise<string[]> {
+async function throughput (processes: Processes, wrk: string, nginx: string | null, seconds: number, connections: number, n: number): Promise<string[]> {
   const upstreams = await startUpstreams(processes, null)
-  const rps: Record<string, number[]> = { 1: [], 2: [], nginx: [] }
-  // Each group of rounds is 1 worker, 2 workers, then nginx with 2 workers; a last 1-worker round closes the
-  // run, so every 2-worker figure has a 1-worker round on each side to be divided by.
-  const rounds = nginx === null ? ['1', '2', '1', '2', '1'] : ['1', '2', 'nginx', '1', '2', 'nginx', '1']
+  const rps: Record<string, number[]> = { 1: [], [n]: [], nginx: [] }
+  // Each group of rounds is 1 worker, N workers, then nginx with N workers; a last 1-worker round closes the
+  // run, so every N-worker figure has a 1-worker round on each side to be divided by.
+  const many = String(n)
+  const rounds = nginx === null ? ['1', many, '1', many, '1'] : ['1', many, 'nginx', '1', many, 'nginx', '1']
   for (const kind of rounds) {
     const gateway = kind === 'nginx'
-      ? await startNginxBalancer(processes, nginx as string, 2, upstreams.urls)
+      ? await startNginxBalancer(processes, nginx as string, n, upstreams.urls)
       : await startGateway(processes, Number(kind), upstreams.urls)
     await runWrk(processes, { wrk, url: gateway.url, seconds: 2, connections, cpu: null })
     const result = await runWrk(processes, { wrk, url: gateway.url, seconds, connections, cpu: null })
@@ -66,19 +68,19 @@ async function throughput (processes: Processes, wrk: string, nginx: string | nu
     process.stdout.write(`${kind === 'nginx' ? 'nginx, 2 workers' : `${kind} worker(s)`}: ${Math.round(result.rps)} requests/s\n`)
     await processes.stop(gateway.child)
   }
-  const ratios = rps[2].map((r, i) => r / ((rps[1][i] + rps[1][i + 1]) / 2))
+  const ratios = rps[n].map((r, i) => r / ((rps[1][i] + rps[1][i + 1]) / 2))
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
   const lines = [
     `Upstreams: ${upstreams.kind}; wrk ${connections} connections, ${seconds} s per round after 2 s of warm-up; rounds ${rounds.join(' ')}.`,
     'wrk, the upstreams and the gateway share the 2 cores, so the ratios are what to read, not the requests/s.',
     '',
-    '| gateway | requests/s (mean) | against 1 worker | against nginx with 2 workers |',
+    `| gateway | requests/s (mean) | against 1 worker | against nginx with ${n} workers |`,
     '| --- | --- | --- | --- |',
     `| 1 worker, cluster: true | ${Math.round(mean(rps[1]))} | 1 | |`
   ]
-  const againstNginx = rps.nginx.map((n, i) => rps[2][i] / n)
-  lines.push(`| 2 workers, cluster: true | ${Math.round(mean(rps[2]))} | ${mean(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')}) | ${againstNginx.length === 0 ? '' : `${mean(againstNginx).toFixed(2)} (rounds: ${againstNginx.map((r) => r.toFixed(2)).join(', ')})`} |`)
-  if (rps.nginx.length > 0) lines.push(`| nginx, worker_processes 2, round robin, keepalive 64 | ${Math.round(mean(rps.nginx))} | | 1 |`)
+  const againstNginx = rps.nginx.map((x, i) => rps[n][i] / x)
+  lines.push(`| ${n} workers, cluster: true | ${Math.round(mean(rps[n]))} | ${mean(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')}) | ${againstNginx.length === 0 ? '' : `${mean(againstNginx).toFixed(2)} (rounds: ${againstNginx.map((r) => r.toFixed(2)).join(', ')})`} |`)
+  if (rps.nginx.length > 0) lines.push(`| nginx, worker_processes ${n}, round robin, keepalive 64 | ${Math.round(mean(rps.nginx))} | | 1 |`)
   await upstreams.stop()
   return lines
 }
@@ -107,17 +109,23 @@ async function checkTraffic (processes: Processes, seconds: number): Promise<str
   return lines
 }
 
-async function main (): Promise<void> {
-  const seconds = option('--seconds', 5)
-  const connections = option('--connections', 64)
+export interface ClusterBench {
+  seconds: number
+  connections: number
+  /** Workers measured against one (the throughput rounds). */
+  workers: number
+}
+
+/** Runs both measurements and writes bench/results/cluster.md. */
+export async function runCluster ({ seconds, connections, workers }: ClusterBench): Promise<void> {
   const processes = new Processes()
   const nginx = findProgram('nginx')
   const wrk = findProgram('wrk')
   const out = ['# Cluster mode', '', `Run on ${new Date().toISOString()}, Node ${process.version}.`, '', '## Throughput', '']
   try {
     if (wrk === null) out.push('wrk is not installed: no throughput figures.')
-    else out.push(...await throughput(processes, wrk, nginx, seconds, connections))
-    if (nginx === null) out.push('', 'nginx is not installed here (`command -v nginx` finds nothing): no nginx figure with 2 workers.')
+    else out.push(...await throughput(processes, wrk, nginx, seconds, connections, workers))
+    if (nginx === null) out.push('', `nginx is not installed here (\`command -v nginx\` finds nothing): no nginx figure with ${workers} workers.`)
     out.push('', '## Health-check traffic', '', ...await checkTraffic(processes, seconds))
   } finally {
     await processes.stopAll()
@@ -127,7 +135,11 @@ async function main (): Promise<void> {
   process.stdout.write('\n' + text)
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exit(1)
-})
+if (require.main === module) {
+  const workers = option('--workers', 2)
+  if (!Number.isInteger(workers) || workers < 2) throw new Error(`--workers must be an integer of 2 or more, not ${workers}`)
+  runCluster({ seconds: option('--seconds', 5), connections: option('--connections', 64), workers }).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exit(1)
+  })
+}

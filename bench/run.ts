@@ -1,5 +1,6 @@
 /**
  * npm run bench [-- --rounds 3 --seconds 3 --warmup 2 --connections 64 --only lb-round-robin,lb-everything]
+ * npm run bench -- --workers 2 [--seconds 5 --connections 64]: the cluster bench instead (bench/cluster.ts, npm run bench:cluster).
  *
  * Starts three loopback upstreams (nginx, or Node when nginx is missing) and
  * the baseline proxy (a plain reply-from proxy), then each other case's proxy
@@ -17,6 +18,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { findProgram } from '../test/helpers/external'
 import { BASELINE, CASES, DIAGNOSTICS, type CaseInfo } from './cases'
+import { runCluster } from './cluster'
 import { runOverload } from './overload'
 import { cpuMicros, loadAverage, pin, Processes } from './processes'
 import { probe, startProxy } from './proxies'
@@ -27,15 +29,18 @@ import { runWrk } from './wrk'
 const PROXY_CPU = 0
 const LOAD_CPU = 1
 
-interface Settings { rounds: number, seconds: number, warmup: number, connections: number, only: string[] | null }
+interface Settings { rounds: number, seconds: number, warmup: number, connections: number, only: string[] | null, workers: number | null }
 
 function settings (argv: string[]): Settings {
-  const s: Settings = { rounds: 3, seconds: 3, warmup: 2, connections: 64, only: null }
+  const s: Settings = { rounds: 3, seconds: 3, warmup: 2, connections: 64, only: null, workers: null }
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]]
     if (value === undefined) throw new Error(`${flag} needs a value`)
     if (flag === '--only') s.only = value.split(',')
-    else if (flag === '--rounds' || flag === '--seconds' || flag === '--warmup' || flag === '--connections') {
+    else if (flag === '--workers') {
+      s.workers = Number(value)
+      if (!Number.isInteger(s.workers) || s.workers < 2) throw new Error(`--workers must be an integer of 2 or more, not ${value}`)
+    } else if (flag === '--rounds' || flag === '--seconds' || flag === '--warmup' || flag === '--connections') {
       const n = Number(value)
       if (!Number.isInteger(n) || n < (flag === '--warmup' ? 0 : 1)) throw new Error(`${flag} must be a positive integer, not ${value}`)
       s[flag.slice(2) as 'rounds' | 'seconds' | 'warmup' | 'connections'] = n
@@ -56,7 +61,13 @@ function pad (text: string, n: number): string {
 }
 
 async function main (): Promise<void> {
-  const s = settings(process.argv.slice(2))
+  const args = process.argv.slice(2)
+  const s = settings(args)
+  if (s.workers !== null) {
+    // The cluster bench keeps its own defaults for what was not given (5 s rounds).
+    await runCluster({ seconds: args.includes('--seconds') ? s.seconds : 5, connections: s.connections, workers: s.workers })
+    return
+  }
   const wrk = findProgram('wrk')
   if (wrk === null) throw new Error('wrk is not installed (Debian: apt-get install wrk)')
   const pinning = cpus().length >= 2 && findProgram('taskset') !== null

@@ -25,7 +25,8 @@ export interface Gathered {
 
 /** Messages from a worker to the primary. */
 export type WorkerMessage =
-  | { channel: typeof CHANNEL, kind: 'hello' }
+  /** `worker` and `pid` name the worker to a hub that is not its node:cluster primary. */
+  | { channel: typeof CHANNEL, kind: 'hello', worker?: number, pid?: number }
   /** The state a check of the checking worker left a monitor in. */
   | { channel: typeof CHANNEL, kind: 'health', key: string, state: MonitorState }
   | { channel: typeof CHANNEL, kind: 'eject', ejection: SharedEjection }

@@ -99,6 +99,8 @@ export class Monitor {
   private timer: NodeJS.Timeout | null = null
   private cancel: CancelCheck | null = null
   private stopped = false
+  /** Counts pauses: a check that began before the last one is not reported. */
+  private round = 0
   /** Whether the state is a guess: then the first check decides alone. A seeded state is a history to smooth. */
   private guessed: boolean
 
@@ -142,6 +144,23 @@ export class Monitor {
     for (const listener of this.listeners) listener.checked(this, state.ok, state.reason)
   }
 
+  /** Cluster mode: another process checks from now on; start() resumes after its last reported check. */
+  pause (): void {
+    this.round++
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    const cancel = this.cancel
+    this.cancel = null
+    if (cancel !== null) cancel()
+  }
+
+  /** The state to hand another process that takes the checks over; null before any check. */
+  state (): MonitorState | null {
+    const last = this.lastCheck
+    if (last === null) return null
+    return { healthy: this.healthy, passes: this.passes, fails: this.fails, lastCheck: last, ok: last.ok, reason: last.ok ? 'last check passed' : `last check failed: ${last.error ?? 'error'}` }
+  }
+
   /** Stops the timer and any check in flight; the monitor is not used again. */
   stop (): void {
     this.stopped = true
@@ -160,7 +179,9 @@ export class Monitor {
   private readonly run = (): void => {
     this.timer = null
     const started = performance.now()
+    const round = this.round
     const done: CheckDone = (error) => {
+      if (round !== this.round) return
       this.cancel = null
       if (!this.stopped) this.finish(error, performance.now() - started)
     }

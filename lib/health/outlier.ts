@@ -112,6 +112,14 @@ export class OutlierDetector {
     this.pool.emit('eject', target, until, true)
   }
 
+  /** @internal Cluster mode: the ejections in force, with their counts, for a process that joins later. */
+  inForce (): Array<{ target: Target, until: number, count: number }> {
+    const now = Date.now()
+    const list: Array<{ target: Target, until: number, count: number }> = []
+    for (const [target, state] of this.ejections) if (target.ejectedUntil > now) list.push({ target, until: target.ejectedUntil, count: state.count })
+    return list
+  }
+
   private stateOf (target: Target): Ejection {
     let state = this.ejections.get(target)
     if (state === undefined) {

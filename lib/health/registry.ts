@@ -127,6 +127,23 @@ export class HealthRegistry extends EventEmitter<HealthRegistryEvents> {
     for (const monitor of this.monitorsByKey.values()) monitor.start()
   }
 
+  /** @internal Cluster mode: another process runs the checks from now on; this one follows again. */
+  standBy (): void {
+    if (this.following) return
+    this.following = true
+    for (const monitor of this.monitorsByKey.values()) monitor.pause()
+  }
+
+  /** @internal Cluster mode: the state of every monitor that has a check behind it, for a process that joins later. */
+  states (): Array<[string, MonitorState]> {
+    const states: Array<[string, MonitorState]> = []
+    for (const monitor of this.monitorsByKey.values()) {
+      const state = monitor.state()
+      if (state !== null) states.push([monitor.key, state])
+    }
+    return states
+  }
+
   /** @internal Cluster mode: the state a check of another process left the monitor of `key` in. */
   adopt (key: string, state: MonitorState): void {
     if (this.closed) return

@@ -77,13 +77,27 @@ function check (t: TargetStatus): string {
   return `${c.ok ? 'ok' : 'failed'} ${escape(time(c.at))}${c.error === undefined ? '' : ' ' + escape(c.error)} · healthCheck[${c.check}] ${c.type}`
 }
 
+/** Cluster mode: the in-flight count of each worker under the machine's (limits and balancing are per worker). */
+function perWorker (t: TargetStatus): string {
+  if (t.workers === undefined || t.workers.length === 0) return ''
+  return `<br><small class="workers" data-workers="${t.workers.map((w) => `${w.worker}:${w.inFlight}`).join(' ')}">` +
+    `${t.workers.map((w) => `w${w.worker} ${w.inFlight}`).join(' · ')}</small>`
+}
+
+/** Cluster mode: which worker answered, and every worker with its load and whether it runs the checks. */
+function clusterLine (cluster: StatusReport['cluster']): string {
+  if (cluster === undefined) return ''
+  const workers = cluster.workers.map((w) => `worker ${w.id} (PID ${w.pid}${w.checking ? ', runs the checks' : ''}): ${w.inFlight} in flight`)
+  return `<p class="meta cluster" data-worker="${cluster.worker}">Cluster: this page from worker ${cluster.worker} · ${workers.join(' · ')}</p>`
+}
+
 function row (t: TargetStatus, showUrls: boolean, charts: PoolCharts | null): string {
   return `<tr class="state-${t.state}" data-target="${escape(t.id)}" data-state="${t.state}">` +
     `<td>${escape(t.id)}</td>` +
     (showUrls ? `<td>${escape(t.url ?? '')}</td>` : '') +
     `<td><span class="badge">${t.state}</span></td>` +
     `<td class="n">${t.priority}</td><td class="n">${t.weight}</td><td class="n">${t.effectiveWeight}</td>` +
-    `<td class="n">${t.inFlight}${t.maxConnections === 0 ? '' : ` / ${t.maxConnections}${t.full ? ' full' : ''}`}${t.tunnels === 0 ? '' : ` (${t.tunnels} ws)`}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
+    `<td class="n">${t.inFlight}${t.maxConnections === 0 ? '' : ` / ${t.maxConnections}${t.full ? ' full' : ''}`}${t.tunnels === 0 ? '' : ` (${t.tunnels} ws)`}${perWorker(t)}</td><td class="n">${t.requests}</td><td class="n">${t.failures}</td><td class="n">${t.aborted}</td>` +
     `<td class="n">${t.ewmaMs === null ? '' : t.ewmaMs.toFixed(1)}</td>` +
     (charts === null ? '' : charts.cells(t.id)) +
     `<td>${check(t)}</td><td>${escape(time(t.ejectedUntil))}</td></tr>`
@@ -152,7 +166,7 @@ export function renderStatusPage (report: StatusReport, refreshSeconds: number):
   return '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width,initial-scale=1">' + refresh +
     `<title>Load balancer status</title><style>${STYLE}</style></head><body>` +
-    `<h1>Load balancer status</h1><p class="meta">${escape(time(report.generatedAt))}${every} · <a href="?format=json">JSON</a></p>` +
+    `<h1>Load balancer status</h1><p class="meta">${escape(time(report.generatedAt))}${every} · <a href="?format=json">JSON</a></p>` + clusterLine(report.cluster) +
     '<p class="legend">States: healthy, slow-start (weight ramping up), ejected (outlier detection), unhealthy (health checks), disabled (maintenance: pool.disable), draining (leaving).</p>' +
     chartsLegend(report.history) + splitsSection(report.splits) + changesSection(report.changes) + pools + '</body></html>'
 }

@@ -52,8 +52,10 @@ test("worker: each worker's series with a worker label", async (t) => {
 test('the cluster option', async (t) => {
   t.equal(resolveCluster(undefined), null, 'off by default')
   t.equal(resolveCluster(false), null)
-  t.same(resolveCluster(true), { metrics: 'aggregate', timeout: 2000 })
-  t.same(resolveCluster({ metrics: 'worker', timeout: 500 }), { metrics: 'worker', timeout: 500 })
+  t.same(resolveCluster(true), { metrics: 'aggregate', timeout: 2000, socket: null })
+  t.same(resolveCluster({ metrics: 'worker', timeout: 500, socket: '/run/gateway/lb.sock' }), { metrics: 'worker', timeout: 500, socket: '/run/gateway/lb.sock' })
+  t.throws(() => resolveCluster({ socket: 'lb.sock' }), { code: 'FST_LB_INVALID_OPTION', message: /cluster\.socket = "lb\.sock" \(must be an absolute path of at most 100 characters\)/ })
+  t.throws(() => resolveCluster({ socket: '/' + 'x'.repeat(100) }), { code: 'FST_LB_INVALID_OPTION', message: /cluster\.socket/ })
   t.throws(() => resolveCluster({ metrics: 'label' }), { code: 'FST_LB_INVALID_OPTION', message: /cluster\.metrics = "label" \(must be one of aggregate, worker\)/ })
   t.throws(() => resolveCluster({ timeout: 0 }), { code: 'FST_LB_INVALID_OPTION', message: /cluster\.timeout = 0/ })
   t.throws(() => resolveCluster({ worker: true }), { code: 'FST_LB_INVALID_OPTION', message: /cluster\.worker/ })

@@ -1,7 +1,6 @@
 import { test } from 'tap'
 import { request } from 'undici'
-import { DemoUpstream } from '../helpers/demo-upstream'
-import { startCluster } from '../helpers/cluster'
+import { clusterUpstreams, ejectedByTraffic, startCluster } from '../helpers/cluster'
 import { Client } from '../helpers/gateway'
 import { runProgram, requireProgram } from '../helpers/external'
 import { byLabel } from '../helpers/prom-text'
@@ -18,9 +17,7 @@ function total (text: string, pool: string): number {
 }
 
 test('two workers share ejections and answer one scrape for the machine; a crashed worker leaves the others serving', async (t) => {
-  const upstreams = await Promise.all(['a', 'b', 'c'].map(async (id) => await new DemoUpstream(id).start(0)))
-  t.teardown(async () => { await Promise.all(upstreams.map(async (u) => { await u.stop() })) })
-  const targets = upstreams.map((u) => ({ url: u.url, id: u.id }))
+  const { upstreams, targets } = await clusterUpstreams(t)
   const pools = {
     flaky: {
       targets,
@@ -35,12 +32,7 @@ test('two workers share ejections and answer one scrape for the machine; a crash
 
   // b fails every request: the first worker to see two failures in a row ejects it, and both apply the ejection.
   upstreams[1].mode = 'error'
-  const ejected = [first, second].map(async (w) => await c.next((r) => r.test === 'eject' && r.worker === w.id && r.target === 'b'))
-  const done = { now: false }
-  const traffic = (async () => { while (!done.now) await fresh(`${c.url}/flaky/x`) })()
-  const [e1, e2] = await Promise.all(ejected)
-  done.now = true
-  await traffic
+  const [e1, e2] = await ejectedByTraffic(c, [first, second], 'b', async () => await fresh(`${c.url}/flaky/x`))
   t.equal(e1.until, e2.until, 'both workers eject b until the same moment')
   t.ok(e1.peer !== e2.peer, 'one worker decided, the other applied its decision')
   const seen = new Set<string>()

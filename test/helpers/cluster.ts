@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { startUpstreams, type DemoUpstream } from './demo-upstream'
 import { clusterPrimary, type ClusterPrimary } from '../../lib/index'
 
 /** What a test worker (test/cluster/fixtures/worker.ts) reports: its id, what happened, and fields by kind. */
@@ -15,7 +16,8 @@ export interface WorkerState {
 }
 
 export interface TestCluster {
-  primary: ClusterPrimary
+  /** Null when the workers run without one (they elect a hub over a socket). */
+  primary: ClusterPrimary | null
   /** The shared port of the workers' gateway. */
   url: string
   workers: () => Worker[]
@@ -29,13 +31,13 @@ export interface TestCluster {
 }
 
 /**
- * Makes the test process a node:cluster primary with clusterPrimary() and
- * `count` gateway workers (test/cluster/fixtures/worker.ts, through ts-node),
- * configured by `env`. Teardown kills every worker it forked by PID and waits
- * for each to exit.
+ * Makes the test process a node:cluster primary with clusterPrimary() (unless
+ * `withPrimary` is false) and `count` gateway workers (test/cluster/fixtures/worker.ts,
+ * through ts-node), configured by `env`. Teardown kills every worker it forked
+ * by PID and waits for each to exit.
  */
-export async function startCluster (t: Test, count: number, env: Record<string, string>): Promise<TestCluster> {
-  const primary = clusterPrimary()
+export async function startCluster (t: Test, count: number, env: Record<string, string>, withPrimary = true): Promise<TestCluster> {
+  const primary = withPrimary ? clusterPrimary() : null
   cluster.setupPrimary({
     exec: join(__dirname, '..', 'cluster', 'fixtures', 'worker.js'),
     execArgv: ['--require', 'ts-node/register'],
@@ -66,7 +68,7 @@ export async function startCluster (t: Test, count: number, env: Record<string, 
   t.teardown(async () => {
     await Promise.all([...forked].map(kill))
     cluster.off('message', onMessage)
-    primary.close()
+    primary?.close()
   })
   let url = ''
   const fork = async (): Promise<Worker> => {
@@ -93,4 +95,44 @@ export async function startCluster (t: Test, count: number, env: Record<string, 
       return await answer as unknown as WorkerState
     }
   }
+}
+
+/**
+ * Every worker's report that it ejected `target`, while requests go through
+ * the shared port (`send`, one after the other) until each worker has ejected it.
+ */
+export async function ejectedByTraffic (c: TestCluster, workers: readonly Worker[], target: string, send: () => Promise<unknown>): Promise<Report[]> {
+  const ejected = Promise.all(workers.map(async (w) => await c.next((r) => r.test === 'eject' && r.worker === w.id && r.target === target)))
+  const done = { now: false }
+  const traffic = (async () => { while (!done.now) await send() })()
+  const reports = await ejected
+  done.now = true
+  await traffic
+  return reports
+}
+
+/**
+ * Waits for `rounds` checks of each upstream, then asserts that `checker`
+ * ran them all and `follower` none: each upstream received the checks of one
+ * worker only. Returns both workers' states.
+ */
+export async function assertOneChecker (t: Test, c: TestCluster, checker: Worker, follower: Worker, upstreams: readonly DemoUpstream[], rounds = 10): Promise<[WorkerState, WorkerState]> {
+  for (let i = 0; i < rounds * upstreams.length; i++) await c.next((r) => r.test === 'check')
+  const [s1, s2] = [await c.state(checker), await c.state(follower)]
+  t.ok(s1.checking, `worker ${checker.id} checks`)
+  t.notOk(s2.checking, `worker ${follower.id} does not`)
+  t.same(s2.checks, {}, `worker ${follower.id} sent no check at all`)
+  for (const u of upstreams) {
+    const ran = s1.checks[u.id]
+    // The upstream counts a check when it arrives, the worker when it ends: one may be on its way.
+    t.ok(u.healthHits === ran || u.healthHits === ran + 1, `${u.id} received the checks of one worker only (${u.healthHits} received, ${ran} run)`)
+  }
+  return [s1, s2]
+}
+
+/** Demo upstreams on loopback port 0 for a cluster test, stopped at teardown, and the pool targets naming them. */
+export async function clusterUpstreams (t: Test, ids = ['a', 'b', 'c']): Promise<{ upstreams: DemoUpstream[], targets: Array<{ url: string, id: string }> }> {
+  const upstreams = await startUpstreams(ids)
+  t.teardown(async () => { await Promise.all(upstreams.map(async (u) => { await u.stop() })) })
+  return { upstreams, targets: upstreams.map((u) => ({ url: u.url, id: u.id })) }
 }

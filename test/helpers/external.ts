@@ -67,9 +67,9 @@ export function startProcess (t: Test, path: string, args: string[]): Started {
   return { child, output: () => output }
 }
 
-/** Runs a program to its end with `input` on its stdin; resolves with its exit code and its stdout and stderr together. */
-export async function runProgram (path: string, args: string[], options: { cwd?: string, input?: string } = {}): Promise<{ code: number | null, output: string }> {
-  const child = spawn(path, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] })
+/** Runs a program to its end with `input` on its stdin (and `env`, else this process's); resolves with its exit code and its stdout and stderr together. */
+export async function runProgram (path: string, args: string[], options: { cwd?: string, input?: string, env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null, output: string }> {
+  const child = spawn(path, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] })
   let output = ''
   const keep = (chunk: Buffer): void => { output += chunk.toString('utf8') }
   child.stdout.on('data', keep)
