@@ -57,6 +57,9 @@ test('consul: blocking queries carry the last X-Consul-Index and are held until 
   t.same(memberUrls(pool), urlsOf(ups))
 
   // A restored snapshot sets the index back: the provider starts over instead of waiting for an index that will not come.
+  // Only a held query can learn of it (a query sent later with the newer index would be held its full 60 s, by
+  // Consul too), so the rewind waits until the provider's next query is held.
+  await until(() => consul.blocked === 1, 5000, 'the next blocking query')
   consul.rewindIndex(3, 'users', [instance(ups[1])])
   await until(() => pool.targets.length === 1, 5000, 'the rewound service')
   consul.setService('users', [instance(ups[0])])

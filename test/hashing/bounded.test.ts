@@ -96,7 +96,9 @@ test('bounded loads under a closed loop of slow requests: no upstream ever holds
   t.equal(served.length, N * 5)
   t.notOk(served.includes('-'), 'every request answered by an upstream')
   for (const [id, n] of Object.entries(peak)) t.ok(n <= bound, `${id}: peak ${n} in flight, bound ${bound}`)
-  t.ok(Math.max(...Object.values(peak)) >= bound - 2, `the hot key's target ran near its bound: ${JSON.stringify(peak)}`)
+  // One key: a request goes elsewhere only when its own target is at the bound, so a spill shows the bound was
+  // reached (the 2 ms sampler may miss that moment on a loaded machine; it never invents a peak).
+  t.ok(new Set(served).size > 1, `the hot key spilled past its own target, which so reached its bound (peaks ${JSON.stringify(peak)})`)
   await until(() => pool.inFlight === 0, 5000, 'every slot released')
   t.same(pool.targets.map((x) => x.inFlight), [0, 0, 0, 0])
 })
