@@ -4,25 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../test/helpers/external'
 import { collectOutput, type Processes } from './processes'
+import { nginxFrame } from './upstreams'
 
 function config (dir: string, port: number, workers: number, targets: string[]): string {
   const servers = targets.map((url) => `    server ${url.replace('http://', '')};`).join('\n')
   // What a careful nginx load balancer would run: round robin over kept-alive upstream connections
   // (HTTP/1.1, Connection cleared), access log off like the gateway's.
-  return `daemon off;
-worker_processes ${workers};
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  keepalive_requests 100000000;
-  upstream pool {
+  return nginxFrame(dir, workers, `  upstream pool {
 ${servers}
     keepalive 64;
   }
@@ -33,9 +21,7 @@ ${servers}
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-  }
-}
-`
+  }`)
 }
 
 /**

@@ -23,17 +23,13 @@ export interface Upstreams {
   stop: () => Promise<void>
 }
 
-function nginxConfig (dir: string, ports: number[]): string {
-  const servers = ports.map((port, i) => `
-    server {
-      listen 127.0.0.1:${port};
-      location / { return 200 "${upstreamBody(i).trimEnd()}\\n"; }
-      # A static file answers POST with 405: served as to a GET instead (the error_page redirect is a GET).
-      location = ${LARGE_PATH} { alias ${dir}/large.txt; error_page 405 =200 $uri; }
-    }`).join('')
+/**
+ * The frame of an nginx config whose files all live in `dir` (pid, logs, temp paths), not a daemon, with
+ * `workers` worker processes (none but the master itself when 0) and `http` inside its http block.
+ */
+export function nginxFrame (dir: string, workers: number, http: string): string {
   return `daemon off;
-master_process off;
-worker_processes 1;
+${workers === 0 ? 'master_process off;\nworker_processes 1;' : `worker_processes ${workers};`}
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
@@ -44,12 +40,23 @@ http {
   fastcgi_temp_path ${dir}/tmp/fastcgi;
   uwsgi_temp_path ${dir}/tmp/uwsgi;
   scgi_temp_path ${dir}/tmp/scgi;
-  default_type text/plain;
   keepalive_requests 100000000;
-  keepalive_timeout 300s;
-${servers}
+${http}
 }
 `
+}
+
+function nginxConfig (dir: string, ports: number[]): string {
+  const servers = ports.map((port, i) => `
+    server {
+      listen 127.0.0.1:${port};
+      location / { return 200 "${upstreamBody(i).trimEnd()}\\n"; }
+      # A static file answers POST with 405: served as to a GET instead (the error_page redirect is a GET).
+      location = ${LARGE_PATH} { alias ${dir}/large.txt; error_page 405 =200 $uri; }
+    }`).join('')
+  return nginxFrame(dir, 0, `  default_type text/plain;
+  keepalive_timeout 300s;
+${servers}`)
 }
 
 async function accepting (port: number, timeoutMs: number): Promise<void> {
