@@ -51,9 +51,9 @@ export class Deadlines {
   remove (item: Timed): boolean {
     const list = item.timedIn
     if (list !== this) return list !== null && list.remove(item)
+    // timedIn says the item is in this list: every way out (remove, fire, close) clears it.
     const prev = item.prevTimed
     const next = item.nextTimed
-    if (prev === null && this.head !== item) return false
     item.timedIn = null
     if (prev === null) this.head = next
     else prev.nextTimed = next

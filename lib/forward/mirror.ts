@@ -40,7 +40,7 @@ export class MirrorClient {
  * has the request's method, path, query, headers (with a mark) and body; its
  * answer is read and dropped, and nothing about it reaches the client's answer
  * or its timing. The mirror pool counts the copies as its own requests (in
- * flight, results, health), so its targets are watched as any others.
+ * flight, results, health), so its targets are watched like every other pool's.
  */
 export class Mirror {
   private readonly unit = new UnitDraw(MIRROR_SEED)

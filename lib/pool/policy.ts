@@ -18,7 +18,7 @@ export const POLICY_KEYS = [
 
 export type PolicyKey = typeof POLICY_KEYS[number]
 
-/** What pool.configure() takes: any of the policy options; a key set to undefined goes back to its default. */
+/** What pool.configure() takes: some of the policy options; a key set to undefined goes back to its default. */
 export type PoolPolicy = { [K in PolicyKey]?: PoolOptions[K] }
 
 /**
